@@ -47,7 +47,9 @@ class Detections:
             raise ValueError(f"tracker_id must be [N={n}], got {tuple(self.tracker_id.shape)}")
 
     @classmethod
-    def empty(cls, names: Mapping[int, str] | None = None, image_shape: tuple[int, int] = (0, 0)) -> Detections:
+    def empty(
+        cls, names: Mapping[int, str] | None = None, image_shape: tuple[int, int] = (0, 0)
+    ) -> Detections:
         """No detections (for an image where nothing passed the threshold)."""
         return cls(
             xyxy=torch.zeros((0, 4), dtype=torch.float32),
@@ -107,7 +109,8 @@ class Detections:
         rows = []
         names = self.class_names
         track = None if self.tracker_id is None else self.tracker_id.tolist()
-        for i, (box, conf, cls) in enumerate(zip(self.xyxy.tolist(), self.conf.tolist(), self.cls.tolist())):
+        rows_in = zip(self.xyxy.tolist(), self.conf.tolist(), self.cls.tolist(), strict=True)
+        for i, (box, conf, cls) in enumerate(rows_in):
             row: dict[str, Any] = {
                 "xyxy": [round(v, 2) for v in box],
                 "conf": round(conf, 5),
@@ -131,7 +134,7 @@ class Detections:
         try:
             import supervision as sv
         except ImportError as e:  # optional dependency
-            raise ImportError("to_supervision() needs the 'supervision' package: pip install supervision") from e
+            raise ImportError("to_supervision() needs: pip install supervision") from e
         arrays = self.numpy()
         return sv.Detections(
             xyxy=arrays["xyxy"],
