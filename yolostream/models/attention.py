@@ -81,9 +81,7 @@ class PSA(nn.Module):
         self.cv1 = ConvBNAct(c1, 2 * self.c, 1, 1)
         self.cv2 = ConvBNAct(2 * self.c, c1, 1)
         self.attn = Attention(self.c, attn_ratio=0.5, num_heads=self.c // 64)
-        self.ffn = nn.Sequential(
-            ConvBNAct(self.c, self.c * 2, 1), ConvBNAct(self.c * 2, self.c, 1, act=False)
-        )
+        self.ffn = nn.Sequential(ConvBNAct(self.c, self.c * 2, 1), ConvBNAct(self.c * 2, self.c, 1, act=False))
 
     def forward(self, x: Tensor) -> Tensor:
         a, b = self.cv1(x).split((self.c, self.c), dim=1)

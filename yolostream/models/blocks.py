@@ -134,9 +134,7 @@ def c3k2(
 
     def inner(c: int) -> nn.Module:
         if attn:
-            return nn.Sequential(
-                Bottleneck(c, c, shortcut, g), PSABlock(c, attn_ratio=0.5, num_heads=max(c // 64, 1))
-            )
+            return nn.Sequential(Bottleneck(c, c, shortcut, g), PSABlock(c, attn_ratio=0.5, num_heads=max(c // 64, 1)))
         if use_c3k:
             return c3k(c, c, 2, shortcut, g)
         return Bottleneck(c, c, shortcut, g)

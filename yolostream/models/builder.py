@@ -41,14 +41,10 @@ def slot_layers(spec: ArchSpec) -> dict[str, int]:
     if spec.family in ("yolov10", "yolo11", "yolo26"):
         slots.append("attn")
     lateral = spec.family == "yolov5u"
-    slots += (
-        ["lat5"] * lateral + ["td4"] + ["lat4"] * lateral + ["td3", "ndown3", "bu4", "ndown4", "bu5", "head"]
-    )
+    slots += ["lat5"] * lateral + ["td4"] + ["lat4"] * lateral + ["td3", "ndown3", "bu4", "ndown4", "bu5", "head"]
     indices = [i for i, layer in enumerate(spec.layers) if layer.kind not in ("Upsample", "Concat")]
     if len(indices) != len(slots):
-        raise CheckpointError(
-            f"{spec.family}: expected {len(slots)} parameterised layers, found {len(indices)}"
-        )
+        raise CheckpointError(f"{spec.family}: expected {len(slots)} parameterised layers, found {len(indices)}")
     return dict(zip(slots, indices, strict=True))
 
 

@@ -67,9 +67,7 @@ def distances_to_xywh(dist: Tensor, points: Tensor, strides: Tensor) -> Tensor:
 
 
 def _box_branch(c_in: int, c_mid: int, reg_max: int) -> nn.Sequential:
-    return nn.Sequential(
-        ConvBNAct(c_in, c_mid, 3), ConvBNAct(c_mid, c_mid, 3), nn.Conv2d(c_mid, 4 * reg_max, 1)
-    )
+    return nn.Sequential(ConvBNAct(c_in, c_mid, 3), ConvBNAct(c_mid, c_mid, 3), nn.Conv2d(c_mid, 4 * reg_max, 1))
 
 
 def _cls_branch(c_in: int, c_mid: int, nc: int, depthwise: bool) -> nn.Sequential:
@@ -116,9 +114,7 @@ class DetectHead(nn.Module):
         box_convs = self.one2one_cv2 if one2one else self.cv2
         cls_convs = self.one2one_cv3 if one2one else self.cv3
         b = feats[0].shape[0]
-        boxes = torch.cat(
-            [m(f).view(b, 4 * self.reg_max, -1) for m, f in zip(box_convs, feats, strict=True)], 2
-        )
+        boxes = torch.cat([m(f).view(b, 4 * self.reg_max, -1) for m, f in zip(box_convs, feats, strict=True)], 2)
         scores = torch.cat([m(f).view(b, self.nc, -1) for m, f in zip(cls_convs, feats, strict=True)], 2)
         return HeadOutput(boxes, scores)
 

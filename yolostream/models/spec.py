@@ -115,7 +115,7 @@ def _layers(arch: dict[str, Any]) -> tuple[Layer, ...]:
 def _family(layers: tuple[Layer, ...], arch: dict[str, Any]) -> str:
     kinds = tuple(layer.kind for layer in layers)
     for family, layout in FAMILY_LAYOUTS.items():
-        if len(kinds) == len(layout) and all(k in allowed.split("|") for k, allowed in zip(kinds, layout)):
+        if len(kinds) == len(layout) and all(k in allowed.split("|") for k, allowed in zip(kinds, layout, strict=True)):
             if family == "yolo11" and arch.get("end2end"):
                 return "yolo26"  # same layer types; YOLO26 is end-to-end with reg_max 1 and SPPF shortcut
             return family
@@ -145,14 +145,10 @@ def parse_arch(arch: dict[str, Any], nc: int | None = None) -> ArchSpec:
     elif len(scales) == 1:
         scale, (depth, width, max_ch) = next(iter(scales.items()))
     else:
-        raise CheckpointError(
-            f"the description does not say which scale it is (scale={scale!r}, has {sorted(scales)})"
-        )
+        raise CheckpointError(f"the description does not say which scale it is (scale={scale!r}, has {sorted(scales)})")
     head = layers[-1]
     if head.src not in ((15, 18, 21), (16, 19, 22), (17, 20, 23)):
-        raise CheckpointError(
-            f"only three-level (P3, P4, P5) heads are supported; the head reads layers {head.src}"
-        )
+        raise CheckpointError(f"only three-level (P3, P4, P5) heads are supported; the head reads layers {head.src}")
     return ArchSpec(
         family=family,
         scale=scale,
