@@ -238,19 +238,24 @@ def test_apply_letterbox_batched_and_errors() -> None:
 
 
 def test_boxes_to_original_hand_computed() -> None:
-    # 600x900 (w x h) in a 640 square: gain 640/900, pad_x round((640 - 427) / 2 - 0.1) = 106, pad_y 0.
+    # 600x900 (w x h) in a 640 square: g = 640/900, resized to 427 x 640, so gain_x = 427/600 and
+    # gain_y = 640/900 (per axis, Ultralytics 8.4); pad_x round((640 - 427) / 2 - 0.1) = 106, pad_y 0.
     boxes = torch.tensor(
         [
-            [106.0, 0.0, 533.0, 640.0],  # the whole picture: x2 = 427 / gain = 600.47 -> clipped to 600
-            [320.0, 320.0, 320.0, 320.0],  # the input centre: ((320 - 106) * 900 / 640, 320 * 900 / 640)
+            [106.0, 0.0, 533.0, 640.0],  # the whole picture: x2 = 427 / (427/600) = 600
+            [320.0, 320.0, 320.0, 320.0],  # the input centre: ((320 - 106) * 600 / 427, 320 * 900 / 640)
             [0.0, -5.0, 50.0, 700.0],  # inside the padding / outside the input: clipped to 0 and 900
         ]
     )
     out = boxes_to_original(boxes, (640, 640), (900, 600))
-    expected = torch.tensor([[0.0, 0.0, 600.0, 900.0], [300.9375, 450.0, 300.9375, 450.0], [0.0, 0.0, 0.0, 900.0]])
+    cx = 214 * 600 / 427
+    expected = torch.tensor([[0.0, 0.0, 600.0, 900.0], [cx, 450.0, cx, 450.0], [0.0, 0.0, 0.0, 900.0]])
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)  # float32 rounding of /gain, ~1e-5 px
+    # Before 8.4 both axes were divided by g: x of the centre (320 - 106) * 900 / 640 = 300.9375.
+    single = boxes_to_original(boxes[1:2], (640, 640), (900, 600), per_axis=False)
+    torch.testing.assert_close(single[0, 0], torch.tensor(300.9375), atol=1e-4, rtol=0)
     # Pre-March-2026 Ultralytics rounded after subtracting the unrounded 426.67: pad_x 107, 1 px off.
-    legacy = boxes_to_original(boxes[1:2], (640, 640), (900, 600), legacy_pad=True)
+    legacy = boxes_to_original(boxes[1:2], (640, 640), (900, 600), legacy_pad=True, per_axis=False)
     torch.testing.assert_close(legacy[0, 0], torch.tensor((320 - 107) * 900 / 640), atol=1e-4, rtol=0)
 
 
@@ -275,7 +280,7 @@ def test_boxes_round_trip_and_batched() -> None:
         xy = torch.rand(5, 2, generator=gen) * torch.tensor([w0 / 2, h0 / 2])
         boxes0.append(torch.cat([xy, xy + torch.tensor([w0 / 2, h0 / 2])], dim=1))
     b0 = torch.stack(boxes0)  # [3, 5, 4] inside each original picture
-    b_in = b0 * gain.view(-1, 1, 1) + pad.repeat(1, 2).unsqueeze(1)  # forward map to input pixels
+    b_in = b0 * gain.repeat(1, 2).unsqueeze(1) + pad.repeat(1, 2).unsqueeze(1)  # forward map to input pixels
     back = boxes_to_original_batched(b_in, gain, pad, orig)
     # float32 forward + backward on coordinates up to 1280: error ~1e-4 px; 1e-3 leaves margin.
     torch.testing.assert_close(back, b0, atol=1e-3, rtol=0)

@@ -158,23 +158,29 @@ def apply_letterbox(img_u8: torch.Tensor, plan: Letterbox, pad_value: int = 114)
     return F.pad(x, (plan.pad_left, right, plan.pad_top, bottom), mode="constant", value=pad_value)
 
 
-def _gain_pad(input_hw: Sequence[int], orig_hw: Sequence[int], legacy_pad: bool) -> tuple[float, int, int]:
-    """Ultralytics' ``scale_boxes`` parameters, recomputed from the two shapes alone.
+def _gain_pad(
+    input_hw: Sequence[int], orig_hw: Sequence[int], legacy_pad: bool = False, per_axis: bool = True
+) -> tuple[float, float, int, int]:
+    """Ultralytics' ``scale_boxes`` parameters ``(gain_x, gain_y, pad_x, pad_y)``, from the two shapes alone.
 
-    ``gain = min(Hin / h0, Win / w0)``; the pad is ``round((Win - round(w0 * gain)) / 2 - 0.1)``, which is
-    exactly the ``pad_left`` the letterbox applied. Ultralytics before March 2026 (PR #23967) used
-    ``round((Win - w0 * gain) / 2 - 0.1)``, 1 px off for some sizes; ``legacy_pad`` selects that.
+    ``g = min(Hin / h0, Win / w0)``; the picture was resized to ``(round(h0 * g), round(w0 * g))``. Ultralytics
+    8.4 divides x by that width ratio and y by that height ratio (``per_axis``; the fixtures show it: a single
+    ``g`` puts boxes of a 600x900 picture up to 0.3 px off); older releases divided both by ``g``. The pad is
+    ``round((Win - round(w0 * g)) / 2 - 0.1)``, exactly the ``pad_left`` the letterbox applied; before March
+    2026 (PR #23967) it was ``round((Win - w0 * g) / 2 - 0.1)``, 1 px off for some sizes (``legacy_pad``).
     """
     in_h, in_w = int(input_hw[0]), int(input_hw[1])
     h0, w0 = int(orig_hw[0]), int(orig_hw[1])
     gain = min(in_h / h0, in_w / w0)
+    new_w, new_h = round(w0 * gain), round(h0 * gain)
+    gain_x, gain_y = (new_w / w0, new_h / h0) if per_axis else (gain, gain)
     if legacy_pad:
         pad_x = round((in_w - w0 * gain) / 2 - 0.1)
         pad_y = round((in_h - h0 * gain) / 2 - 0.1)
     else:
-        pad_x = round((in_w - round(w0 * gain)) / 2 - 0.1)
-        pad_y = round((in_h - round(h0 * gain)) / 2 - 0.1)
-    return gain, pad_x, pad_y
+        pad_x = round((in_w - new_w) / 2 - 0.1)
+        pad_y = round((in_h - new_h) / 2 - 0.1)
+    return gain_x, gain_y, pad_x, pad_y
 
 
 def boxes_to_original(
@@ -182,6 +188,7 @@ def boxes_to_original(
     input_hw: Sequence[int],
     orig_hw: Sequence[int],
     legacy_pad: bool = False,
+    per_axis: bool = True,
 ) -> torch.Tensor:
     """Map ``[x1, y1, x2, y2]`` boxes from the input frame to the original picture, then clip.
 
@@ -189,30 +196,34 @@ def boxes_to_original(
         xyxy: float ``[..., 4]`` in input pixels.
         input_hw: ``(Hin, Win)`` of the network input.
         orig_hw: ``(h0, w0)`` of the original picture.
-        legacy_pad: use pre-8.4 Ultralytics' pad formula (see ``_gain_pad``).
+        legacy_pad, per_axis: see ``_gain_pad`` (defaults: Ultralytics 8.4).
 
     Returns:
         A new tensor like ``xyxy`` in original pixels, x in ``[0, w0]`` and y in ``[0, h0]``.
     """
-    gain, pad_x, pad_y = _gain_pad(input_hw, orig_hw, legacy_pad)
+    gx, gy, pad_x, pad_y = _gain_pad(input_hw, orig_hw, legacy_pad, per_axis)
     h0, w0 = int(orig_hw[0]), int(orig_hw[1])
     pad = torch.tensor([pad_x, pad_y, pad_x, pad_y], dtype=xyxy.dtype, device=xyxy.device)
+    gain = torch.tensor([gx, gy, gx, gy], dtype=xyxy.dtype, device=xyxy.device)
     hi = torch.tensor([w0, h0, w0, h0], dtype=xyxy.dtype, device=xyxy.device)
     out = (xyxy - pad) / gain
     return torch.minimum(out.clamp_min(0), hi)
 
 
 def inverse_params(
-    plans: Sequence[Letterbox], device: torch.device | str | None = None, legacy_pad: bool = False
+    plans: Sequence[Letterbox],
+    device: torch.device | str | None = None,
+    legacy_pad: bool = False,
+    per_axis: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-picture ``(gain [B] float32, pad [B, 2] float32 as (x, y), orig_hw [B, 2] int64)``.
+    """Per-picture ``(gain [B, 2] float32 as (x, y), pad [B, 2] float32 as (x, y), orig_hw [B, 2] int64)``.
 
     The values are Ultralytics' ``scale_boxes`` parameters for each plan's input and original sizes,
     for ``boxes_to_original_batched``.
     """
-    params = [_gain_pad(p.input_hw, p.orig_hw, legacy_pad) for p in plans]
-    gain = torch.tensor([g for g, _, _ in params], dtype=torch.float32, device=device)
-    pad = torch.tensor([[px, py] for _, px, py in params], dtype=torch.float32, device=device)
+    params = [_gain_pad(p.input_hw, p.orig_hw, legacy_pad, per_axis) for p in plans]
+    gain = torch.tensor([[gx, gy] for gx, gy, _, _ in params], dtype=torch.float32, device=device)
+    pad = torch.tensor([[px, py] for _, _, px, py in params], dtype=torch.float32, device=device)
     orig = torch.tensor([list(p.orig_hw) for p in plans], dtype=torch.int64, device=device)
     return gain, pad, orig
 
@@ -224,7 +235,7 @@ def boxes_to_original_batched(
 
     Args:
         xyxy: float ``[B, K, 4]`` in input pixels.
-        gain: ``[B]`` input pixels per original pixel.
+        gain: ``[B, 2]`` input pixels per original pixel along (x, y) (a ``[B]`` gain applies to both).
         pad: ``[B, 2]`` padding ``(left, top)`` in input pixels.
         orig_hw: ``[B, 2]`` original ``(h0, w0)``.
 
@@ -232,7 +243,9 @@ def boxes_to_original_batched(
         float ``[B, K, 4]`` in original pixels, clipped per picture.
     """
     dt = xyxy.dtype
+    gain = gain.to(dt).view(gain.shape[0], -1).expand(-1, 2)
     pad4 = pad.to(dt).repeat(1, 2).unsqueeze(1)  # [B, 1, 4] as (x, y, x, y)
+    gain4 = gain.repeat(1, 2).unsqueeze(1)
     hi = orig_hw.flip(-1).to(dt).repeat(1, 2).unsqueeze(1)  # [B, 1, 4] as (w, h, w, h)
-    out = (xyxy - pad4) / gain.to(dt).view(-1, 1, 1)
+    out = (xyxy - pad4) / gain4
     return torch.minimum(out.clamp_min(0), hi)

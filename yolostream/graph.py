@@ -1,0 +1,55 @@
+"""`InferenceGraph`: uint8 letterboxed batch -> fixed-size candidate detections, as one pure module.
+
+This is the unit that `yolostream.engine` compiles once per shape bucket: normalisation, the network,
+box decoding and the first (fixed-size) stage of postprocessing. NMS, which is data-dependent, and the
+mapping back to original pixels follow outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from yolostream.models.yolo import YOLO
+from yolostream.postprocess.boxes import xywh_to_xyxy
+from yolostream.postprocess.candidates import Candidates, select_candidates, topk_one_to_one
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """What the compiled graph bakes in. Changing any of these builds a new graph.
+
+    one2one: use the end-to-end head's one-to-one branch and its top-k (``nms=False``), else the
+        one-to-many branch and NMS candidates.
+    max_candidates: NMS candidates kept per image (Ultralytics' ``max_nms``).
+    multi_label: one candidate per (anchor, class) above conf instead of per anchor (validation).
+    max_det: rows of the one-to-one top-k.
+    """
+
+    one2one: bool = False
+    max_candidates: int = 30000
+    multi_label: bool = False
+    max_det: int = 300
+
+
+class InferenceGraph(nn.Module):
+    """[B, 3, H, W] uint8 RGB letterboxed images, conf threshold -> `Candidates` in input pixels."""
+
+    def __init__(self, model: YOLO, config: GraphConfig = GraphConfig(), dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.dtype = dtype  # the network's input dtype (its weights' dtype)
+
+    def forward(self, images: Tensor, conf: Tensor) -> Candidates:
+        # Division (not multiplication by 1/255) is what the reference does; it rounds differently.
+        x = images.to(self.dtype) / 255
+        y = self.model(x, self.config.one2one).transpose(1, 2).float()  # [B, A, 4 + nc]
+        boxes, scores = xywh_to_xyxy(y[..., :4]), y[..., 4:]
+        if self.config.one2one:
+            return topk_one_to_one(boxes, scores, self.config.max_det, conf)
+        return select_candidates(
+            boxes, scores, conf, self.config.max_candidates, multi_label=self.config.multi_label
+        )
