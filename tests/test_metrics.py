@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from yolostream.errors import ConfigError
-from yolostream.val.dataset import label_path, load_yolo_dataset, read_labels
+from yolostream.val.dataset import label_path, labels_to_xyxy, load_yolo_dataset, read_labels
 from yolostream.val.metrics import (
     IOU_THRESHOLDS,
     DetectionMetrics,
@@ -210,6 +210,23 @@ def test_shapes_dataset(fixtures: Path) -> None:
 def test_label_path_swaps_last_images_folder() -> None:
     p = Path("/data/images/set/images/val/x.y.jpg")
     assert label_path(p) == Path("/data/images/set/labels/val/x.y.txt")
+
+
+@pytest.mark.parametrize(
+    ("size_hw", "pad_xy", "expected"),
+    [
+        # 200 wide x 100 high picture: centre (0.5, 0.5) -> (100, 50), size 0.2 x 0.4 -> 40 x 40
+        ((100, 200), (0, 0), [80.0, 30.0, 120.0, 70.0]),
+        # the same picture letterboxed at (left 16, top 8): shifted by the padding
+        ((100, 200), (16, 8), [96.0, 38.0, 136.0, 78.0]),
+    ],
+)
+def test_labels_to_xyxy(size_hw, pad_xy, expected) -> None:
+    labels = np.array([[3, 0.5, 0.5, 0.2, 0.4]], dtype=np.float32)
+    got = labels_to_xyxy(labels, size_hw, pad_xy)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, [expected], rtol=1e-6)  # float32 products of short decimals
+    assert labels_to_xyxy(np.zeros((0, 5), np.float32), (10, 10)).shape == (0, 4)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -63,6 +63,22 @@ def label_path(image_path: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
+def labels_to_xyxy(
+    labels: np.ndarray, size_hw: tuple[int, int], pad_xy: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """Ground-truth boxes in pixels: labels [M, 5] -> xyxy float32 [M, 4].
+
+    ``size_hw`` is the size the picture has in the target frame and ``pad_xy`` its (left, top)
+    offset there. Ultralytics' validator matches in the network-input frame, so pass the
+    letterboxed picture's size and padding (the original size and no padding give original pixels).
+    """
+    h, w = size_hw
+    cx, cy, bw, bh = (labels[:, i].astype(np.float32) for i in range(1, 5))
+    x1, y1, x2, y2 = cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2
+    left, top = pad_xy
+    return np.stack((x1 * w + left, y1 * h + top, x2 * w + left, y2 * h + top), axis=-1).astype(np.float32)
+
+
 def _parse_names(raw: Any, source: Path) -> dict[int, str]:
     if isinstance(raw, Mapping):
         try:

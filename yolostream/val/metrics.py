@@ -16,6 +16,13 @@ The recipe, learnt from Ultralytics' issues and docs and written here independen
 3. mAP = mean over classes that have ground truth (a class never labelled is left out; a labelled
    class never predicted counts as AP 0). P and R are taken at the confidence that maximises the
    mean-over-classes F1 curve (smoothed), as Ultralytics prints them.
+
+What Ultralytics 8.4 feeds it, checked against ``reference/shapes-val.json`` (yolo11n-shapes equal to
+every printed digit): NMS with ``multi_label=True`` (unlike predict), conf 0.001, IoU 0.7, max_det 300,
+the one-to-many head for dual-head models; predictions as NMS leaves them, in network-input pixels
+(not scaled back, not clipped), ground truth mapped into that same letterboxed frame
+(`yolostream.val.dataset.labels_to_xyxy` with the letterboxed size and padding). Matching in
+original-image pixels instead moves mAP50-95 by ~1e-3, through boxes clipped at the border.
 """
 
 from __future__ import annotations
@@ -138,8 +145,8 @@ def ap_per_class(
 class DetectionMetrics:
     """Accumulates one image at a time, then computes Ultralytics-style detection metrics.
 
-    Boxes of predictions and ground truth must share one pixel frame (Ultralytics validates in
-    original-image pixels); the IoU is computed in float32 like its validator's.
+    Boxes of predictions and ground truth must share one pixel frame; to reproduce Ultralytics use
+    its network-input frame (see the module docstring). The IoU is float32 like its validator's.
     """
 
     def __init__(

@@ -1,0 +1,53 @@
+"""Arguments and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+stderr = Console(stderr=True)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, conf: float = 0.25) -> None:
+    """MODEL plus the detector settings every inference command takes."""
+    p.add_argument("model", help="model file: Ultralytics .pt, yolostream .safetensors or .pt2 package")
+    p.add_argument("--imgsz", type=int, default=640, help="input size (long side in --rect mode), default 640")
+    p.add_argument("--conf", type=float, default=conf, help=f"keep detections with confidence > CONF (default {conf})")
+    p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    p.add_argument("--max-det", type=int, default=300, help="at most this many detections per image (default 300)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+
+
+def add_head_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nms",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="YOLOv10/YOLO26: --nms (default) uses the one-to-many head + NMS as Ultralytics 8.4 does; "
+        "--no-nms the one-to-one head's top-k, no NMS",
+    )
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Progress]:
+    """A progress bar on stderr (hidden when stderr is not a terminal and ``enabled`` is False)."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    ]
+    with Progress(*columns, console=stderr, disable=not enabled, transient=False) as progress:
+        yield progress
+
+
+def error_line(message: str) -> None:
+    """One readable error line on stderr (the run goes on)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
