@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import fixtures_dir
 
 from yolostream.api import load
 from yolostream.detections import Detections
-from tests.conftest import fixtures_dir
 from yolostream.postprocess.boxes import box_iou
 
 MODELS = ("yolo11n-shapes", "yolo26n-shapes")
@@ -47,7 +47,8 @@ def _mismatches(ours: Detections, rows: torch.Tensor, conf: float) -> list[str]:
     problems, used = [], set()
     iou = box_iou(ours.xyxy, rows[:, :4]) if len(ours) and len(rows) else torch.zeros(len(ours), len(rows))
     for i in range(len(ours)):
-        same = [(float(iou[i, j]), j) for j in range(len(rows)) if j not in used and int(rows[j, 5]) == int(ours.cls[i])]
+        cls = int(ours.cls[i])
+        same = [(float(iou[i, j]), j) for j in range(len(rows)) if j not in used and int(rows[j, 5]) == cls]
         if not same:
             if abs(float(ours.conf[i]) - conf) > 1e-3:
                 problems.append(f"extra {ours.class_names[i]} {float(ours.conf[i]):.4f}")

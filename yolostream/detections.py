@@ -40,16 +40,12 @@ class Detections:
         if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
             raise ValueError(f"xyxy must be [N, 4], got {tuple(self.xyxy.shape)}")
         if tuple(self.conf.shape) != (n,) or tuple(self.cls.shape) != (n,):
-            raise ValueError(
-                f"conf and cls must be [N={n}], got {tuple(self.conf.shape)} and {tuple(self.cls.shape)}"
-            )
+            raise ValueError(f"conf and cls must be [N={n}], got {tuple(self.conf.shape)} and {tuple(self.cls.shape)}")
         if self.tracker_id is not None and tuple(self.tracker_id.shape) != (n,):
             raise ValueError(f"tracker_id must be [N={n}], got {tuple(self.tracker_id.shape)}")
 
     @classmethod
-    def empty(
-        cls, names: Mapping[int, str] | None = None, image_shape: tuple[int, int] = (0, 0)
-    ) -> Detections:
+    def empty(cls, names: Mapping[int, str] | None = None, image_shape: tuple[int, int] = (0, 0)) -> Detections:
         """No detections (for an image where nothing passed the threshold)."""
         return cls(
             xyxy=torch.zeros((0, 4), dtype=torch.float32),

@@ -50,6 +50,4 @@ class InferenceGraph(nn.Module):
         boxes, scores = xywh_to_xyxy(y[..., :4]), y[..., 4:]
         if self.config.one2one:
             return topk_one_to_one(boxes, scores, self.config.max_det, conf)
-        return select_candidates(
-            boxes, scores, conf, self.config.max_candidates, multi_label=self.config.multi_label
-        )
+        return select_candidates(boxes, scores, conf, self.config.max_candidates, multi_label=self.config.multi_label)
