@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from yolostream.detector import Detector, DetectorConfig, LetterboxMode
-from yolostream.models.load import model_from_checkpoint
-from yolostream.weights import read_checkpoint
+from yolostream.errors import ConfigError
+
+log = logging.getLogger("yolostream")
 
 
 def load(
@@ -23,28 +28,101 @@ def load(
     mode: LetterboxMode = "square",
     nms: bool = True,
     agnostic: bool = False,
-    classes: tuple[int, ...] | list[int] | None = None,
+    classes: Sequence[int] | None = None,
+    dtype: str = "fp32",
+    compile: str | None = None,
+    buckets: Sequence[str | Sequence[int]] | None = None,
+    outside: str = "error",
+    cache_dir: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    progress: bool = False,
     fold: bool = True,
     **detector_options: Any,
 ) -> Detector:
     """Load a model file and return a `Detector`.
 
-    ``path``: an Ultralytics ``.pt`` checkpoint (read without executing any code from it) or a
-    yolostream ``.safetensors`` file (`yolostream convert`). See `DetectorConfig` for the thresholds;
-    ``nms=False`` selects the one-to-one head of YOLOv10/YOLO26 (no NMS). ``fold`` merges BatchNorm
-    into the convolutions (exact up to float rounding, faster).
+    ``path``: an Ultralytics ``.pt`` checkpoint (read without executing any code from it), a yolostream
+    ``.safetensors`` file (`yolostream convert`) or an AOTInductor ``.pt2`` package (`yolostream export`,
+    served with no compilation; its graph settings are fixed, thresholds can still change).
+
+    Thresholds: see `DetectorConfig`; ``nms=False`` selects the one-to-one head of YOLOv10/YOLO26.
+    Engine: ``compile`` = None (eager) or a torch.compile mode ("default", "reduce-overhead",
+    "max-autotune", "max-autotune-no-cudagraphs"); ``buckets`` = input shapes to compile, as
+    "BxHxW" strings or tuples (default: one ``1 x imgsz x imgsz``); ``outside`` = "error" or "eager" for
+    inputs no bucket holds; ``dtype`` = "fp32", "bf16" or "fp16"; ``cache_dir`` = persistent compile cache
+    (default ``~/.cache/yolostream/inductor``); ``threads`` = CPU threads (default: the usable cores);
+    ``progress`` = show a progress bar while compiling. Compilation happens here, at load, for every bucket.
     """
+    threshold_kwargs = dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic)
+    threshold_kwargs["classes"] = tuple(classes) if classes is not None else None
+    if Path(path).suffix == ".pt2":
+        if compile is not None or buckets is not None:
+            raise ConfigError(f"{path} is already compiled: its buckets are fixed (pass neither compile nor buckets)")
+        return _load_package(path, device, threads, threshold_kwargs)
+
+    from yolostream.models.load import model_from_checkpoint
+    from yolostream.weights import read_checkpoint
+
     raw = read_checkpoint(path)
     model, spec = model_from_checkpoint(raw, fold_bn=fold)
-    config = DetectorConfig(
-        imgsz=imgsz,
-        conf=conf,
-        iou=iou,
-        max_det=max_det,
-        mode=mode,
-        nms=nms,
-        agnostic=agnostic,
-        classes=tuple(classes) if classes is not None else None,
-        **detector_options,
-    )
-    return Detector(model, spec, raw.names, config, device=device, source=os.fspath(path))
+    config = DetectorConfig(imgsz=imgsz, mode=mode, nms=nms, dtype=dtype, **threshold_kwargs, **detector_options)
+    detector = Detector(model, spec, raw.names, config, device=device, source=os.fspath(path), arch=raw.arch)
+    _check_dtype(detector)
+    if compile is not None:
+        detector.runner = _compile(detector, compile, buckets, outside, cache_dir, threads, progress)
+    elif buckets is not None:
+        raise ConfigError("buckets only apply to a compiled engine: pass compile='default' (or another mode)")
+    return detector
+
+
+def _check_dtype(detector: Detector) -> None:
+    from yolostream.engine.runtime import native_bf16
+
+    if detector.device.type == "cpu" and detector.config.dtype == "bf16" and not native_bf16():
+        log.warning(
+            "bf16 requested but this CPU has no native bf16 (AVX512-BF16/AMX): expect it to be slower than fp32"
+        )
+
+
+def _compile(
+    detector: Detector,
+    mode: str,
+    buckets: Sequence[str | Sequence[int]] | None,
+    outside: str,
+    cache_dir: str | os.PathLike[str] | None,
+    threads: int | None,
+    progress: bool,
+) -> Any:
+    from yolostream.engine.buckets import parse_buckets
+    from yolostream.engine.compiled import CompiledRunner
+    from yolostream.engine.progress import compile_progress
+
+    size = detector.config.imgsz
+    parsed = parse_buckets(buckets or [(1, size, size)])
+    with compile_progress(enabled=progress, what=f"compiling ({mode})") as callback:
+        return CompiledRunner(
+            detector.graph,  # type: ignore[arg-type]
+            parsed,
+            mode,  # type: ignore[arg-type]
+            outside=outside,  # type: ignore[arg-type]
+            threads=threads,
+            cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
+            progress=callback,
+        )
+
+
+def _load_package(
+    path: str | os.PathLike[str], device: str | torch.device, threads: int | None, thresholds: dict[str, Any]
+) -> Detector:
+    from yolostream.engine.aot import AotRunner
+    from yolostream.models.spec import parse_arch
+
+    runner = AotRunner(path, device=device, threads=threads)
+    meta = runner.metadata
+    names = {int(k): v for k, v in meta["names"].items()}
+    spec = parse_arch(meta["arch"], nc=len(names))
+    baked = dict(meta["detector_config"])
+    baked["classes"] = tuple(baked["classes"]) if baked.get("classes") is not None else None
+    known = {f.name for f in fields(DetectorConfig)}
+    config = DetectorConfig(**{**{k: v for k, v in baked.items() if k in known}, **thresholds})
+    return Detector(None, spec, names, config, device=device, source=os.fspath(path), arch=meta["arch"], runner=runner)

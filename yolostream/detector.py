@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -24,12 +25,14 @@ from yolostream.preprocess import (
     to_rgb_chw,
 )
 
+log = logging.getLogger("yolostream")
 LetterboxMode = Literal["square", "rect"]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Thresholds and sizes, with Ultralytics' predict defaults.
+    """Thresholds, sizes and numerics, with Ultralytics' predict defaults.
 
     imgsz: network input side (square mode) or long side (rect mode), multiple of 32.
     conf: keep detections whose confidence is strictly greater.
@@ -43,6 +46,8 @@ class DetectorConfig:
     classes: keep only these class ids (None: all).
     max_candidates: boxes entering NMS per image at most (Ultralytics' ``max_nms``).
     multi_label: an anchor may yield one candidate per class above conf (what validation uses).
+    dtype: ``fp32``; ``bf16``/``fp16`` run the network in that precision (autocast on CPU, cast weights on
+        CUDA). Worth it only where the hardware has it natively (CPU: AVX512-BF16/AMX; GPU: tensor cores).
     """
 
     imgsz: int = 640
@@ -55,13 +60,17 @@ class DetectorConfig:
     classes: tuple[int, ...] | None = None
     max_candidates: int = 30000
     multi_label: bool = False
+    dtype: str = "fp32"
 
-    def graph_config(self, end2end: bool) -> GraphConfig:
+    def graph_config(self, end2end: bool, device: torch.device) -> GraphConfig:
+        on_cuda = device.type == "cuda"
         return GraphConfig(
             one2one=end2end and not self.nms,
             max_candidates=self.max_candidates,
             multi_label=self.multi_label,
             max_det=self.max_det,
+            amp=None if self.dtype == "fp32" or on_cuda else self.dtype,
+            channels_last=on_cuda,
         )
 
 
@@ -73,41 +82,77 @@ class Batch:
     plans: list[Letterbox]
 
 
+Runner = Callable[[Tensor, Tensor], Candidates]
+
+
 class Detector:
     """A loaded model with its pre- and postprocessing. Create with `yolostream.load`.
 
     ``detector(images)`` takes one image or a list: file paths, HWC uint8 numpy arrays (RGB, or BGR with
     ``bgr=True``), uint8 tensors ([3, H, W] or [H, W, 3]) or PIL images; it returns one `Detections` per
     image with boxes in that image's original pixels.
+
+    The graph (normalisation, network, decoding, candidate selection) runs eagerly, or through a compiled
+    engine (`yolostream.engine`) installed as ``runner``. Calls are thread-safe; see docs/engine.md.
     """
 
     def __init__(
         self,
-        model: YOLO,
+        model: YOLO | None,
         spec: ArchSpec,
         names: dict[int, str],
         config: DetectorConfig = DetectorConfig(),
         device: str | torch.device = "cpu",
         source: str = "",
+        arch: dict[str, Any] | None = None,
+        runner: Runner | None = None,
     ) -> None:
+        if config.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {config.dtype!r}")
         self.device = torch.device(device)
-        self.model = model.to(self.device)
         self.spec = spec
         self.names = dict(names)
         self.config = config
         self.source = source
-        self.graph = InferenceGraph(self.model, config.graph_config(spec.end2end))
-        # What runs the graph: eager by default; `yolostream.engine` installs compiled callables.
-        self.runner: Callable[[Tensor, Tensor], Candidates] = self.graph
+        self.arch = arch or {}
+        self.graph_config = config.graph_config(spec.end2end, self.device)
+        self.model = model
+        self.graph: InferenceGraph | None = None
+        if model is not None:
+            dtype = DTYPES[config.dtype] if self.device.type == "cuda" else torch.float32
+            self.model = model.to(self.device, dtype)
+            if self.graph_config.channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last)
+            self.graph = InferenceGraph(self.model, self.graph_config, dtype=dtype)
+        if runner is None and self.graph is None:
+            raise ValueError("a Detector needs a model or a runner")
+        self.runner: Runner = runner if runner is not None else self.graph  # type: ignore[assignment]
 
     @property
     def end2end(self) -> bool:
         return self.spec.end2end
 
+    @property
+    def compiled(self) -> bool:
+        """True when a compiled engine or an AOT package runs the graph."""
+        return self.runner is not self.graph
+
+    @property
+    def max_batch(self) -> int | None:
+        """Largest batch the engine serves in one call (None: eager, any batch)."""
+        return getattr(self.runner, "max_batch", None)
+
     def with_config(self, **changes: Any) -> Detector:
-        """A detector sharing this one's weights with some settings changed (e.g. ``conf=0.05``)."""
+        """A detector sharing this one's weights (and engine, when the graph is unchanged) with some
+        settings changed, e.g. ``conf=0.05``. A change that alters the compiled graph falls back to eager."""
         config = replace(self.config, **changes)
-        return Detector(self.model, self.spec, self.names, config, self.device, self.source)
+        same_graph = config.graph_config(self.spec.end2end, self.device) == self.graph_config
+        if not same_graph and self.model is None:
+            raise ValueError(f"{changes} changes the graph baked into this package; export it again")
+        if not same_graph and self.compiled:
+            log.warning("%s changes the compiled graph: the new detector runs eagerly", changes)
+        runner = self.runner if same_graph and self.compiled else None
+        return Detector(self.model, self.spec, self.names, config, self.device, self.source, self.arch, runner)
 
     def preprocess(self, images: Sequence[Any], bgr: bool = False) -> Batch:
         """Decode/convert, then letterbox every image to one shared input size on the device."""
@@ -130,7 +175,7 @@ class Detector:
             wanted = torch.tensor(cfg.classes, device=keep.device)
             keep = keep & (cands.classes.unsqueeze(-1) == wanted).any(-1)
             cands = cands._replace(valid=keep)
-        if not self.graph.config.one2one:
+        if not self.graph_config.one2one:
             keep = nms_keep(cands, cfg.iou, agnostic=cfg.agnostic, max_det=cfg.max_det)
         gain, pad, orig_hw = inverse_params(plans, device=cands.boxes.device)
         boxes = boxes_to_original_batched(cands.boxes.float(), gain, pad, orig_hw)
@@ -156,7 +201,9 @@ class Detector:
         return self.postprocess(self.infer(batch), batch.plans)
 
     def __repr__(self) -> str:
+        engine = type(self.runner).__name__ if self.compiled else "eager"
         return (
             f"Detector({self.spec.family}{self.spec.scale}, nc={self.spec.nc}, device={self.device}, "
-            f"imgsz={self.config.imgsz}, mode={self.config.mode}, conf={self.config.conf}, iou={self.config.iou})"
+            f"imgsz={self.config.imgsz}, mode={self.config.mode}, conf={self.config.conf}, iou={self.config.iou}, "
+            f"dtype={self.config.dtype}, engine={engine})"
         )

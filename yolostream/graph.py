@@ -26,12 +26,21 @@ class GraphConfig:
     max_candidates: NMS candidates kept per image (Ultralytics' ``max_nms``).
     multi_label: one candidate per (anchor, class) above conf instead of per anchor (validation).
     max_det: rows of the one-to-one top-k.
+    amp: run the network under autocast to ``"bf16"`` or ``"fp16"`` (None: the weights' dtype). Boxes and
+        scores leave the graph as float32 either way.
+    channels_last: convert the input to channels-last memory order (CUDA: cuDNN's fast layout; on CPU
+        Inductor's freezing picks layouts itself).
     """
 
     one2one: bool = False
     max_candidates: int = 30000
     multi_label: bool = False
     max_det: int = 300
+    amp: str | None = None
+    channels_last: bool = False
+
+
+_AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class InferenceGraph(nn.Module):
@@ -46,7 +55,12 @@ class InferenceGraph(nn.Module):
     def forward(self, images: Tensor, conf: Tensor) -> Candidates:
         # Division (not multiplication by 1/255) is what the reference does; it rounds differently.
         x = images.to(self.dtype) / 255
-        y = self.model(x, self.config.one2one).transpose(1, 2).float()  # [B, A, 4 + nc]
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = _AMP.get(self.config.amp)
+        with torch.autocast(images.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            y = self.model(x, self.config.one2one)
+        y = y.transpose(1, 2).float()  # [B, A, 4 + nc]
         boxes, scores = xywh_to_xyxy(y[..., :4]), y[..., 4:]
         if self.config.one2one:
             return topk_one_to_one(boxes, scores, self.config.max_det, conf)

@@ -1,0 +1,157 @@
+"""`CompiledRunner`: the inference graph compiled once per shape bucket, warmed up at start.
+
+Design (see docs/engine.md):
+- one ``torch.compile(graph, fullgraph=True, dynamic=False)``; each bucket is a static-shape entry of it,
+  compiled during warm-up in the creating thread, under ``inference_mode`` (the mode every call uses:
+  a change of grad mode, thread count or dtype would otherwise recompile);
+- after warm-up every call runs under ``set_stance("fail_on_recompile")``: a shape outside the buckets is
+  routed before it can reach the compiler (error, or the eager graph if so configured), and anything else
+  that would recompile raises instead of stalling the serving path;
+- calls are serialised by a lock, so one runner can be shared by threads (the pipeline uses a single
+  owner thread anyway); CUDA-graph outputs are copied out before the next replay can overwrite them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from yolostream.engine.buckets import Bucket, choose_bucket, pad_to_bucket
+from yolostream.engine.runtime import set_threads, use_cache_dir
+from yolostream.errors import ShapeError
+from yolostream.graph import InferenceGraph
+from yolostream.postprocess.candidates import Candidates
+
+log = logging.getLogger("yolostream.engine")
+
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class WarmupReport:
+    """Compile time (seconds, first call including compilation) per bucket."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+class CompiledRunner:
+    """Callable ``(images uint8 [B, 3, H, W], conf 0-d tensor) -> Candidates`` over compiled buckets.
+
+    Inputs are fitted to the smallest bucket that holds them (short batches padded, padding results
+    dropped). ``outside="error"`` raises `ShapeError` for an input no bucket holds; ``"eager"`` runs it
+    through the uncompiled graph instead.
+    """
+
+    def __init__(
+        self,
+        graph: InferenceGraph,
+        buckets: Sequence[Bucket],
+        mode: CompileMode = "default",
+        *,
+        outside: Literal["error", "eager"] = "error",
+        freezing: bool | None = None,
+        threads: int | None = None,
+        cache_dir: str | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        if mode not in COMPILE_MODES:
+            raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+        if outside not in ("error", "eager"):
+            raise ValueError(f"outside must be 'error' or 'eager', got {outside!r}")
+        self.graph = graph
+        self.buckets = tuple(buckets)
+        self.mode = mode
+        self.outside = outside
+        self.device = next(graph.parameters()).device
+        self.cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
+        # Freezing folds weights into the graph as constants and lets Inductor prepack them for oneDNN;
+        # it is what makes CPU convolutions fast. torch 2.13 ignores it in `options=`, hence the config patch.
+        self.freezing = self.device.type == "cpu" if freezing is None else freezing
+        self.threads = set_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
+        self.cache_dir = use_cache_dir(cache_dir)
+        self._lock = threading.Lock()
+        self._compiled = torch.compile(graph, fullgraph=True, dynamic=False, mode=mode)
+        self.report = self._warm_up(progress)
+
+    def _compile_context(self) -> contextlib.ExitStack:
+        import torch._dynamo.config as dynamo_config
+        import torch._inductor.config as inductor_config
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(inductor_config.patch(freezing=self.freezing))
+        # Each bucket is one more cache entry of the same compiled frame: room for all of them.
+        stack.enter_context(dynamo_config.patch(recompile_limit=max(8, len(self.buckets) + 1)))
+        return stack
+
+    def _warm_up(self, progress: Callable[[str, int, int], None] | None) -> WarmupReport:
+        report = WarmupReport()
+        with self._compile_context(), torch.inference_mode():
+            conf = torch.tensor(0.25, device=self.device)
+            for i, bucket in enumerate(self.buckets):
+                if progress is not None:
+                    progress(str(bucket), i, len(self.buckets))
+                x = torch.full(
+                    (bucket.batch, 3, bucket.height, bucket.width), 114, dtype=torch.uint8, device=self.device
+                )
+                start = time.perf_counter()
+                self._run(x, conf)
+                self._run(x, conf)  # CUDA graphs record on the second call; cheap elsewhere
+                self._sync()
+                report.seconds[str(bucket)] = time.perf_counter() - start
+                log.info("compiled bucket %s (%s) in %.1fs", bucket, self.mode, report.seconds[str(bucket)])
+            if progress is not None:
+                progress("", len(self.buckets), len(self.buckets))
+        return report
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _run(self, x: torch.Tensor, conf: torch.Tensor) -> Candidates:
+        if self.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        out = self._compiled(x, conf)
+        if self.cudagraphs:
+            # The next replay reuses these buffers: copy the outputs before handing them out.
+            out = Candidates(*(t.clone() for t in out))
+        return out
+
+    def bucket_for(self, batch: int, height: int, width: int) -> Bucket | None:
+        return choose_bucket(self.buckets, batch, height, width)
+
+    def __call__(self, images: torch.Tensor, conf: torch.Tensor) -> Candidates:
+        b, _, h, w = images.shape
+        bucket = self.bucket_for(b, h, w)
+        if bucket is None:
+            if self.outside == "eager":
+                log.debug("input %dx%dx%d fits no bucket: running eagerly", b, h, w)
+                return self.graph(images, conf)
+            raise ShapeError(
+                f"input batch {b} of {h}x{w} fits none of the compiled buckets "
+                f"({', '.join(map(str, self.buckets))}); add a bucket, lower the batch, or load with outside='eager'"
+            )
+        with torch.inference_mode():
+            # Guards compare tensors' dispatch keys: an input made outside inference mode would not match
+            # the warm-up's inference tensors and would recompile. Copy such inputs in (rare, cheap).
+            x = pad_to_bucket(images, bucket)
+            x = x if x.is_inference() else x.clone()
+            conf = conf if conf.is_inference() else conf.clone()
+            with self._lock, torch.compiler.set_stance("fail_on_recompile"):
+                out = self._run(x, conf)
+        return Candidates(*(t[:b] for t in out)) if bucket.batch != b else out
+
+    @property
+    def max_batch(self) -> int:
+        return max(k.batch for k in self.buckets)

@@ -1,0 +1,69 @@
+"""Process-level settings the engine applies when it is created (never on import): threads and caches."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("yolostream.engine")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), not the machine's count: in a container or under
+    taskset, more threads than cores makes OpenMP's barriers spin against each other (several times slower)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int | None) -> int:
+    """Intra-op threads = ``threads`` or the usable cores. Returns the number set.
+
+    A change of thread count after compiling invalidates the compiled graphs' guards, so this runs
+    before warm-up and the engine keeps it fixed.
+    """
+    n = threads or usable_cores()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/yolostream/inductor`` (``~/.cache/...`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "yolostream" / "inductor"
+
+
+def use_cache_dir(path: str | os.PathLike[str] | None) -> Path:
+    """Point Inductor's persistent caches (FX graph, AOTAutograd, autotuning, compiled kernels) at ``path``.
+
+    An explicit ``TORCHINDUCTOR_CACHE_DIR`` set by the user wins when no path is given. Inductor reads the
+    variable when it first needs the directory, so this must run before the first compile.
+    """
+    if path is None and os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    target = Path(path) if path is not None else default_cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(target)
+    return target
+
+
+def cpu_flags() -> list[str]:
+    """The vector/matrix ISA flags of this CPU that matter for kernels (from /proc/cpuinfo)."""
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8")
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return [flag for flag in wanted if flag in flags]
+
+
+def native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX); without it bf16 is emulated and slower."""
+    flags = cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
