@@ -91,8 +91,10 @@ class CompiledRunner:
 
         stack = contextlib.ExitStack()
         stack.enter_context(inductor_config.patch(freezing=self.freezing))
-        # Each bucket is one more cache entry of the same compiled frame: room for all of them.
-        stack.enter_context(dynamo_config.patch(recompile_limit=max(8, len(self.buckets) + 1)))
+        # Each bucket is one more cache entry of the same code object (InferenceGraph.forward), and so is
+        # every bucket of every other engine in this process: leave room for all of them. The limit only
+        # matters while compiling; after warm-up the fail-on-recompile stance rules.
+        stack.enter_context(dynamo_config.patch(recompile_limit=max(64, 8 * len(self.buckets))))
         return stack
 
     def _warm_up(self, progress: Callable[[str, int, int], None] | None) -> WarmupReport:
