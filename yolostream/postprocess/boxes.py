@@ -31,10 +31,13 @@ def box_area(boxes: torch.Tensor) -> torch.Tensor:
 
 def _pairwise_iou(a: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
     """IoU of ``[..., N, 4]`` against ``[..., M, 4]`` xyxy boxes -> ``[..., N, M]``."""
-    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
-    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
+    # One coordinate at a time: [..., N, M] planes stay contiguous (interleaved (x, y) pairs were ~3x
+    # slower); the arithmetic per element is unchanged.
+    ax1, ay1, ax2, ay2 = (t.unsqueeze(-1) for t in a.unbind(-1))
+    bx1, by1, bx2, by2 = (t.unsqueeze(-2) for t in b.unbind(-1))
+    w = (torch.minimum(ax2, bx2) - torch.maximum(ax1, bx1)).clamp(min=0)
+    h = (torch.minimum(ay2, by2) - torch.maximum(ay1, by1)).clamp(min=0)
+    inter = w * h
     # (area_a + area_b) - inter in this order: torchvision's NMS kernel rounds the same way, so an IoU
     # that sits exactly on a threshold compares the same here as there.
     union = box_area(a)[..., :, None] + box_area(b)[..., None, :] - inter
