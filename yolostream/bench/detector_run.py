@@ -14,6 +14,7 @@ from yolostream.bench import accuracy, gpu, measure, memory
 from yolostream.bench.stats import summarize, throughput_from_latency
 from yolostream.detections import Detections
 from yolostream.detector import Detector
+from yolostream.engine.runtime import settle_gc
 from yolostream.postprocess.candidates import Candidates
 
 # The GPU throughput run lasts at least this long (NVML averages utilisation over periods of up to 1 s) and
@@ -38,6 +39,7 @@ def measure_detector(detector: Detector, frames: Sequence[np.ndarray], iters: in
     calls = {"e2e": lambda: detector(frames), "network": lambda: detector.infer(batch)}
     for fn in calls.values():
         measure.warm_up(fn, warmup, sync)
+    settle_gc()  # as `yolostream run` does before serving: no multi-ms collector pauses in the samples
     reset = memory.reset_peak(device)
     samples = {name: measure.time_calls(fn, iters, sync) for name, fn in calls.items()}
     out: dict[str, Any] = {name: summarize(s).to_dict() for name, s in samples.items()}

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from yolostream.engine.runtime import settle_gc
 from yolostream.pipeline import assemble
 from yolostream.pipeline.batcher import Batcher, BatchStats
 from yolostream.pipeline.config import LoadedConfig
@@ -81,6 +82,7 @@ class Pipeline:
     def start(self, stagger_s: float = 0.0) -> Pipeline:
         """Start every thread; ``stagger_s`` between source starts spreads the streams' frame phases (as
         independent cameras have) where they would otherwise tick together (the bench's copies of one clip)."""
+        settle_gc()  # the model is loaded and warm: keep the collector's pauses off the serving path
         self.sink_stage.start()
         if self.recording is not None:
             self.recording.start()
