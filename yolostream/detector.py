@@ -154,8 +154,12 @@ class Detector:
         runner = self.runner if same_graph and self.compiled else None
         return Detector(self.model, self.spec, self.names, config, self.device, self.source, self.arch, runner)
 
+    @torch.inference_mode()
     def preprocess(self, images: Sequence[Any], bgr: bool = False) -> Batch:
-        """Decode/convert, then letterbox every image to one shared input size on the device."""
+        """Decode/convert, then letterbox every image to one shared input size on the device.
+
+        Runs in inference mode, the mode the compiled graphs were warmed up in, so the batch needs no copy.
+        """
         rgb = [to_rgb_chw(im, bgr=bgr).to(self.device, non_blocking=True) for im in images]
         plans = plan_batch([tuple(t.shape[1:]) for t in rgb], self.config.imgsz, self.config.mode)
         return Batch(torch.stack([apply_letterbox(t, p) for t, p in zip(rgb, plans, strict=True)]), plans)
