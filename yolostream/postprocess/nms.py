@@ -33,12 +33,14 @@ def _float32_below(threshold: float) -> float:
     return float(t)
 
 
-def _greedy_within_block(overlap: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+def _greedy_within_block(overlap: torch.Tensor, cand: torch.Tensor, earlier: torch.Tensor) -> torch.Tensor:
     """Greedy NMS inside one block of boxes already sorted by score.
 
     Args:
         overlap: [B, N, N] bool, ``overlap[b, j, i]`` = IoU(j, i) > threshold.
         cand: [B, N] bool, boxes still in the running (valid and not suppressed by earlier blocks).
+        earlier: [>=N, >=N] bool, strictly upper triangular (``earlier[j, i]`` = j before i); made once per
+            call of `nms_keep`, not per block.
 
     Returns:
         [B, N] bool kept. Greedy NMS is the unique fixed point of
@@ -48,11 +50,10 @@ def _greedy_within_block(overlap: torch.Tensor, cand: torch.Tensor) -> torch.Ten
         rounds as the longest chain of "a suppresses b, which would have suppressed c" (a handful).
     """
     n = cand.shape[1]
-    earlier = torch.ones(n, n, dtype=torch.bool, device=cand.device).triu(diagonal=1)
     # As a 0/1 float matrix, "any kept j overlapping i" is one batched vector-matrix product per round
     # (a BLAS call), several times cheaper than the bool and/any over [B, N, N] it replaces. Sums of at
     # most N ones are exact in float32.
-    weights = (overlap & earlier).float()
+    weights = (overlap & earlier[:n, :n]).float()
     keep = cand
     for _ in range(n + 1):
         suppressed = torch.bmm(keep.float().unsqueeze(1), weights).squeeze(1) > 0
@@ -113,6 +114,8 @@ def nms_keep(
     keep_sorted = torch.zeros(b, k, dtype=torch.bool, device=device)
     spill = torch.full((b, 1), max_det, dtype=torch.int64, device=device)
 
+    size = min(block_size, k)
+    earlier = torch.ones(size, size, dtype=torch.bool, device=device).triu(diagonal=1)
     for start in range(0, k, block_size):
         stop = min(start + block_size, k)
         # One host sync per block: stop once every image is full or out of valid rows.
@@ -124,7 +127,7 @@ def nms_keep(
         if used:
             by_kept = (box_iou_batched(kept_boxes[:, :used], blk) > thr) & kept_used[:, :used].unsqueeze(-1)
             cand = cand & ~by_kept.any(dim=1)
-        keep = _greedy_within_block(box_iou_batched(blk, blk) > thr, cand)
+        keep = _greedy_within_block(box_iou_batched(blk, blk) > thr, cand, earlier)
 
         rank = n_kept + keep.long().cumsum(dim=1)  # 1-based slot of each kept row
         keep = keep & (rank <= max_det)
