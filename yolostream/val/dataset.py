@@ -10,15 +10,18 @@ opened here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
 
 from yolostream.errors import ConfigError
+
+log = logging.getLogger("yolostream.val")
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm", ".heic"})
 
@@ -32,11 +35,14 @@ class YoloDataset:
         names: class id -> name.
         items: ``(image_path, labels)`` per image, sorted by path; labels are float32 [M, 5],
             rows ``cls cx cy w h`` normalised to the image size ([0, 5] when the image has no objects).
+        skipped: ``(image_path, reason)`` of images left out because their label file is malformed
+            (only with ``load_yolo_dataset(..., on_error="skip")``).
     """
 
     root: Path
     names: dict[int, str]
     items: list[tuple[Path, np.ndarray]]
+    skipped: tuple[tuple[Path, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -134,6 +140,8 @@ def read_labels(path: Path, n_classes: int | None = None) -> np.ndarray:
 
 
 def _images_of(entry: Path, key: str, source: Path) -> list[Path]:
+    if not entry.exists():
+        raise ConfigError(f"{source}: '{key}' entry {str(entry)!r} does not exist")
     if entry.is_dir():
         return [p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     if entry.is_file() and entry.suffix.lower() == ".txt":
@@ -144,16 +152,20 @@ def _images_of(entry: Path, key: str, source: Path) -> list[Path]:
     raise ConfigError(f"{source}: '{key}' entry {str(entry)!r} is not an image folder, list file or image")
 
 
-def load_yolo_dataset(data_yaml: str | Path, split: str = "val") -> YoloDataset:
+def load_yolo_dataset(
+    data_yaml: str | Path, split: str = "val", on_error: Literal["raise", "skip"] = "raise"
+) -> YoloDataset:
     """Read the ``split`` images of the dataset described by ``data_yaml`` and their labels.
 
     A relative ``path`` is taken from the yaml's folder, and relative split entries from ``path``
     (the yaml's folder when ``path`` is absent). Lines of a ``.txt`` image list resolve against the
-    list's own folder.
+    list's own folder. ``on_error="skip"`` (training) leaves out an image whose label file is malformed,
+    with a warning naming the file and line, and lists it in ``YoloDataset.skipped``.
 
     Raises:
         ConfigError: unreadable yaml, a missing ``split`` or ``names`` key, a split entry that does
-            not exist, no images found, or a malformed label line (naming file and line).
+            not exist, no images found, or (``on_error="raise"``) a malformed label line (naming file
+            and line).
     """
     source = Path(data_yaml)
     try:
@@ -181,5 +193,14 @@ def load_yolo_dataset(data_yaml: str | Path, split: str = "val") -> YoloDataset:
         raise ConfigError(f"{source}: no images found for {split!r} in {entries}")
 
     n_classes = max(names) + 1 if names else None
-    items = [(p, read_labels(label_path(p), n_classes)) for p in sorted(images, key=str)]
-    return YoloDataset(root=root, names=names, items=items)
+    if on_error == "raise":
+        items = [(p, read_labels(label_path(p), n_classes)) for p in sorted(images, key=str)]
+        return YoloDataset(root=root, names=names, items=items)
+    items, skipped = [], []
+    for p in sorted(images, key=str):
+        try:
+            items.append((p, read_labels(label_path(p), n_classes)))
+        except ConfigError as e:
+            log.warning("skipping %s: %s", p, e)
+            skipped.append((p, str(e)))
+    return YoloDataset(root=root, names=names, items=items, skipped=tuple(skipped))
