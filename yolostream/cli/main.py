@@ -15,6 +15,7 @@ COMMANDS = {
     "export": ("yolostream.cli.export", "ahead-of-time compile a model into an AOTInductor package (.pt2)"),
     "bench": ("yolostream.cli.bench", "benchmark eager vs compiled (and ONNX Runtime / OpenVINO) in one run"),
     "run": ("yolostream.cli.run", "run the multi-camera pipeline described by a YAML config"),
+    "serve": ("yolostream.cli.serve", "run the pipeline with the web dashboard and HTTP API"),
     "bench-pipeline": ("yolostream.cli.bench_pipeline", "how many looped camera streams this machine sustains"),
 }
 
@@ -26,6 +27,7 @@ EPILOG = """examples:
   yolostream export model.pt --format aoti --buckets 1x640x640 -o model.pt2
   yolostream bench model.pt --modes eager,default --dtype fp32,bf16
   yolostream run examples/pipeline.yaml
+  yolostream serve examples/pipeline.yaml
 
 Models are the .pt files Ultralytics trains (YOLOv5u, YOLOv8, YOLO11, YOLOv10, YOLO26, detection),
 read without running any code from them, or files made by `yolostream convert` / `yolostream export`.

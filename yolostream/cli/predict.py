@@ -71,16 +71,19 @@ def _kind(path: Path) -> str | None:
     return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
 
 
+def prediction_record(source: str, frame: int, det: Any) -> dict[str, Any]:
+    """The ``--json`` record of one image or frame (also what ``POST /v1/detect`` answers)."""
+    return {
+        "source": source,
+        "frame": frame,
+        "height": det.image_shape[0],
+        "width": det.image_shape[1],
+        "detections": det.to_list(),
+    }
+
+
 def _record(source: str, frame: int, det: Any) -> str:
-    return json.dumps(
-        {
-            "source": source,
-            "frame": frame,
-            "height": det.image_shape[0],
-            "width": det.image_shape[1],
-            "detections": det.to_list(),
-        }
-    )
+    return json.dumps(prediction_record(source, frame, det))
 
 
 class Predictor:

@@ -154,9 +154,9 @@ def _draw_line(
     _label(draw, (x0 + r, y0 - r), text, _LINE_COLOR, font, size)
 
 
-def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
-    """JPEG bytes of an HxWx3 uint8 RGB image."""
+def encode_jpeg(image: np.ndarray, quality: int = 85, optimize: bool = True) -> bytes:
+    """JPEG bytes of an HxWx3 uint8 RGB image; ``optimize=False`` skips the second Huffman pass (live video)."""
     _check(image)
     buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="JPEG", quality=quality, optimize=True)
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality, optimize=optimize)
     return buf.getvalue()

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -76,6 +77,10 @@ class Pipeline:
         self._thread = threading.Thread(target=self._infer_main, name="inference", daemon=True)
         self._started_at = time.monotonic()
         self._closed = False
+        # Called on the inference thread with every tracked and ruled result (the web live view keeps the
+        # newest): a tap must only take a reference or count, never encode or block.
+        self.taps: list[Callable[[FrameResult], None]] = []
+        self._new_rules: LoadedConfig | None = None  # rules to swap in on the inference thread
 
     # ---- lifecycle ---------------------------------------------------------------------------------
 
@@ -163,6 +168,27 @@ class Pipeline:
         failed = all(s.stats.state == "failed" for s in self.sources)
         return 1 if self.failed or (failed and self.batcher.stats.frames == 0) else 0
 
+    def update_rules(self, loaded: LoadedConfig) -> list[str]:
+        """Use the rules of ``loaded`` (the same config with, say, a zone redrawn) from the next frame on;
+        returns the names of the rules added, changed or removed. Only rules change: other sections need a
+        restart. Rules whose definition is unchanged keep their state."""
+        assemble.check_rules(loaded, self.detector.names)
+        old = {r.name: r for r in self.rules.rules}
+        new = {r.name: r for r in loaded.rules}
+        changed = sorted({n for n, r in new.items() if old.get(n) != r} | (set(old) - set(new)))
+        self.loaded = loaded
+        self._new_rules = loaded  # the inference thread owns the rule engine's state: it swaps them in
+        if not self._thread.is_alive() and self._new_rules is not None:  # not started, or already ended
+            self._new_rules = None
+            self._swap_rules(loaded)
+        return changed
+
+    def _swap_rules(self, loaded: LoadedConfig) -> None:
+        changed = self.rules.replace_rules(loaded.rules)
+        if self.recording is not None:
+            self.recording.overlays = {s.name: assemble.overlays(loaded.rules, s.name) for s in self.sources}
+        log.info("rules updated: %s", ", ".join(changed) or "none changed")
+
     @property
     def ended(self) -> bool:
         """The inference thread has ended (every input finished, or closed)."""
@@ -218,6 +244,9 @@ class Pipeline:
 
     def _handle(self, result: FrameResult) -> None:
         stream = result.frame.stream
+        if self._new_rules is not None:
+            loaded, self._new_rules = self._new_rules, None
+            self._swap_rules(loaded)
         if self.trackers is not None:
             self._reset_after_reconnect(stream)
             result = self.trackers.process(result)
@@ -232,6 +261,8 @@ class Pipeline:
             self.sink_stage.put_summary(DetectionSummary.from_result(result))
         if self.recording is not None:
             self.recording.put(result)
+        for tap in self.taps:  # last: a failing tap costs no alarm
+            tap(result)
 
     def _raise(self, event: AlarmEvent) -> None:
         self.metrics.on_alarm(event.stream)

@@ -154,12 +154,12 @@ def build_recording(loaded: LoadedConfig) -> RecordingStage | None:
     except YolostreamError as e:
         raise type(e)(f"{loaded.where('sinks', 'video')}: {e}") from None
     streams = [s.name for s in loaded.config.sources]
-    overlays = {name: _overlays(loaded.rules, name) for name in streams}
-    return RecordingStage(recorder, v.streams or None, overlays=overlays, max_queue=v.queue_frames)
+    overlays_by_stream = {name: overlays(loaded.rules, name) for name in streams}
+    return RecordingStage(recorder, v.streams or None, overlays=overlays_by_stream, max_queue=v.queue_frames)
 
 
-def _overlays(rules: list[Rule], stream: str) -> dict[str, list[Any]]:
-    """Zones and lines of the rules that watch ``stream``, for drawing."""
+def overlays(rules: list[Rule], stream: str) -> dict[str, list[Any]]:
+    """Zones and lines of the rules that watch ``stream``, for drawing (recordings, the web live view)."""
     zones: list[Any] = []
     lines: list[Any] = []
     for rule in rules:

@@ -178,12 +178,33 @@ class SinksConfig(_Section):
     video: VideoConfig | None = None
 
 
+class WebConfig(_Section):
+    """The dashboard and HTTP API of `yolostream serve` (see `yolostream.web`), on ``server.host``.
+
+    ``token``: the bearer token every request but ``/healthz`` needs (None: ``$YOLOSTREAM_TOKEN``, else one
+    is made at start and logged); ``max_upload_mb`` / ``max_pixels`` bound a ``/v1/detect`` upload and its
+    decoded size; the live view encodes at most ``live_fps`` JPEGs per second per watched stream, at most
+    ``live_max_width`` pixels wide; ``detect_queue`` bounds the uploads waiting for the detector (more: 429).
+    """
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    token: str | None = None
+    max_upload_mb: PositiveFloat = 16.0
+    max_pixels: Annotated[int, Field(ge=1)] = 40_000_000
+    live_fps: Annotated[float, Field(gt=0.0, le=30.0)] = 5.0
+    live_max_width: Annotated[int, Field(ge=64)] = 960
+    live_quality: Annotated[int, Field(ge=1, le=100)] = 75
+    detect_queue: Annotated[int, Field(ge=1)] = 8
+
+
 class ServerConfig(_Section):
-    """Prometheus ``/metrics`` endpoint; ``port: 0`` picks a free port (logged)."""
+    """Prometheus ``/metrics`` endpoint of `yolostream run`; ``port: 0`` picks a free port (logged). ``web``:
+    `yolostream serve`'s dashboard and API (which serves ``/metrics`` itself, on ``web.port``)."""
 
     metrics: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 9400
+    web: WebConfig = WebConfig()
 
 
 class PipelineConfig(_Section):

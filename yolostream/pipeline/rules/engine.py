@@ -119,6 +119,34 @@ class RuleEngine:
         """Forget the state of one stream (say, after its source reconnected), or of every stream."""
         self._state = {k: v for k, v in self._state.items() if stream is not None and k[1] != stream}
 
+    def replace_rules(self, rules: Sequence[Rule]) -> list[str]:
+        """Swap in a new rule list (say, after a zone was redrawn); the names added, changed or removed.
+
+        A rule whose definition is unchanged keeps its state (an ongoing situation raises no second alarm);
+        a changed one starts afresh. Not thread-safe: call it from the thread that calls `process`.
+        """
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"rule names must be unique, got {names}")
+        old = {r.name: r for r in self.rules}
+        changed = {r.name for r in rules if old.get(r.name) != r} | (set(old) - set(names))
+        self._state = {k: v for k, v in self._state.items() if k[0] not in changed}
+        self._zones = {
+            r.name: PolygonZone(r.zone, r.anchor) for r in rules if isinstance(r, ZoneRule) and r.zone is not None
+        }
+        self.rules = list(rules)
+        return sorted(changed)
+
+    def line_counts(self, stream: str) -> dict[str, tuple[int, int]]:
+        """``rule name -> (count_in, count_out)`` of the line rules that have seen ``stream`` (for displays;
+        safe to call from another thread: it only reads counters)."""
+        items = tuple(self._state.items())  # one C-level copy: the inference thread may add keys meanwhile
+        return {
+            rule: (s.counter.count_in, s.counter.count_out)
+            for (rule, name), s in items
+            if name == stream and s.counter is not None
+        }
+
     def _new_state(self, rule: Rule) -> _StreamState:
         state = _StreamState(_Gate(rule.min_duration_s, rule.cooldown_s))
         if isinstance(rule, LineCrossRule):
