@@ -14,6 +14,8 @@ COMMANDS = {
     "convert": ("yolostream.cli.convert", "convert an Ultralytics .pt checkpoint to yolostream's .safetensors"),
     "export": ("yolostream.cli.export", "ahead-of-time compile a model into an AOTInductor package (.pt2)"),
     "bench": ("yolostream.cli.bench", "benchmark eager vs compiled (and ONNX Runtime / OpenVINO) in one run"),
+    "train": ("yolostream.cli.train", "train or fine-tune a detector on a YOLO-format dataset (no Ultralytics code)"),
+    "bench-train": ("yolostream.cli.bench_train", "training speed: images/s eager vs compiled, fp32 vs bf16"),
     "run": ("yolostream.cli.run", "run the multi-camera pipeline described by a YAML config"),
     "serve": ("yolostream.cli.serve", "run the pipeline with the web dashboard and HTTP API"),
     "bench-pipeline": ("yolostream.cli.bench_pipeline", "how many looped camera streams this machine sustains"),
@@ -23,6 +25,7 @@ EPILOG = """examples:
   yolostream predict model.pt photo.jpg --save-dir runs/predict
   yolostream predict model.pt 'frames/*.jpg' video.mp4 --json - > detections.jsonl
   yolostream val model.pt data.yaml
+  yolostream train data.yaml --model yolo11n --epochs 30 --imgsz 320
   yolostream convert model.pt model.safetensors
   yolostream export model.pt --format aoti --buckets 1x640x640 -o model.pt2
   yolostream bench model.pt --modes eager,default --dtype fp32,bf16
