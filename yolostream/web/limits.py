@@ -1,9 +1,13 @@
 """`BodyLimit`: an ASGI middleware that refuses request bodies over a size, before anything parses them.
 
-A declared ``Content-Length`` over the limit is answered 413 at once, without reading the body. A body
+A declared ``Content-Length`` over the limit is answered 413 before anything parses the body. A body
 without one (chunked) is counted as it arrives; past the limit reading it raises a 413 `HTTPException`
-(FastAPI passes those through its body parsing to the JSON error handler) and the rest is never read, so
-an endless upload costs at most ``max_bytes`` of memory and disk.
+(FastAPI passes those through its body parsing to the JSON error handler). Nothing past the limit is
+kept, so an endless upload costs at most ``max_bytes`` of memory and disk.
+
+A refused body is read and thrown away up to ``drain_factor`` times the limit before answering: a client
+still sending when the server closes would otherwise get a connection reset instead of the 413. Beyond
+that the answer goes out at once and the connection is closed.
 """
 
 from __future__ import annotations
@@ -32,9 +36,18 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: Sequ
 class BodyLimit:
     """Wraps ``app``: HTTP requests may carry at most ``max_bytes`` of body."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, drain_factor: int = 4) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_factor * max_bytes
+
+    async def _drain(self, receive: Receive, seen: int) -> None:
+        """Read and drop the rest of a refused body, up to ``drain_bytes`` in all."""
+        while seen <= self.drain_bytes:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            seen += len(message.get("body", b""))
 
     def _message(self) -> str:
         return f"request body too large: at most {self.max_bytes} bytes"
@@ -51,6 +64,8 @@ class BodyLimit:
                 await send_json(send, 400, {"error": "invalid Content-Length header", "status": 400})
                 return
             if size > self.max_bytes:
+                if size <= self.drain_bytes:
+                    await self._drain(receive, 0)
                 await send_json(send, 413, {"error": self._message(), "status": 413}, [(b"connection", b"close")])
                 return
         seen = 0
@@ -62,6 +77,8 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    if message.get("more_body", False):
+                        await self._drain(receive, seen)
                     raise HTTPException(413, self._message())
             return message
 
