@@ -13,9 +13,11 @@ COMMANDS = {
     "val": ("yolostream.cli.val", "mAP50-95 / mAP50 on a YOLO-format dataset, as Ultralytics computes them"),
     "convert": ("yolostream.cli.convert", "convert an Ultralytics .pt checkpoint to yolostream's .safetensors"),
     "export": ("yolostream.cli.export", "ahead-of-time compile a model into an AOTInductor package (.pt2)"),
+    "quantize": ("yolostream.cli.quantize", "INT8 post-training quantization with an accuracy gate, into a .pt2"),
     "bench": ("yolostream.cli.bench", "benchmark eager vs compiled (and ONNX Runtime / OpenVINO) in one run"),
     "train": ("yolostream.cli.train", "train or fine-tune a detector on a YOLO-format dataset (no Ultralytics code)"),
     "bench-train": ("yolostream.cli.bench_train", "training speed: images/s eager vs compiled, fp32 vs bf16"),
+    "demo": ("yolostream.cli.demo", "generate the demo conveyor scene: a video with ground truth, a dataset"),
     "run": ("yolostream.cli.run", "run the multi-camera pipeline described by a YAML config"),
     "serve": ("yolostream.cli.serve", "run the pipeline with the web dashboard and HTTP API"),
     "bench-pipeline": ("yolostream.cli.bench_pipeline", "how many looped camera streams this machine sustains"),
@@ -26,6 +28,7 @@ EPILOG = """examples:
   yolostream predict model.pt 'frames/*.jpg' video.mp4 --json - > detections.jsonl
   yolostream val model.pt data.yaml
   yolostream train data.yaml --model yolo11n --epochs 30 --imgsz 320
+  yolostream demo runs/demo
   yolostream convert model.pt model.safetensors
   yolostream export model.pt --format aoti --buckets 1x640x640 -o model.pt2
   yolostream bench model.pt --modes eager,default --dtype fp32,bf16
