@@ -24,6 +24,7 @@ from yolostream.web.schemas import (
 from yolostream.web.state import BusyError, WebState
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "a body that cannot be parsed (broken multipart or JSON)"},
     401: {"model": ErrorOut, "description": "no or a wrong token"},
     403: {"model": ErrorOut, "description": "a cookie-authenticated change without the CSRF header"},
     422: {"model": ErrorOut, "description": "invalid parameters or body"},

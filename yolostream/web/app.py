@@ -63,12 +63,33 @@ def _install_errors(app: FastAPI) -> None:
         return _error(500, "internal error (logged by the server)")
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _examples(schema: dict[str, Any], state: WebState) -> None:
+    """Parameter examples from this config (a stream, a zone, a line name), for readers of /docs and for
+    generated tests, which could never guess a valid name."""
+    cfg = state.loaded.config
+    names = {
+        "/v1/streams/": cfg.sources[0].name,
+        "/v1/zones/": next(iter(cfg.zones), None),
+        "/v1/lines/": next(iter(cfg.lines), None),
+    }
+    for path, operations in schema["paths"].items():
+        for op in operations.values():
+            for param in op.get("parameters", []):
+                if param["name"] == "stream":
+                    param["example"] = cfg.sources[0].name
+                elif param["name"] == "name":
+                    example = next((v for k, v in names.items() if path.startswith(k)), None)
+                    if example is not None:
+                        param["example"] = example
+
+
+def _openapi(app: FastAPI, state: WebState) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         schema["security"] = [{"bearer": []}]
         schema["paths"]["/healthz"]["get"]["security"] = []
+        _examples(schema, state)
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -79,7 +100,7 @@ def create_app(state: WebState) -> FastAPI:
 
     app = FastAPI(title="yolostream", version=__version__, description=DESCRIPTION, redoc_url=None)
     app.state.web = state
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     _install_errors(app)
     app.include_router(api.router)
     app.include_router(views.router)
@@ -107,7 +128,7 @@ def create_app(state: WebState) -> FastAPI:
     @app.get(
         "/metrics",
         response_class=Response,
-        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+        responses={**api.ERRORS, 200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
         summary="Prometheus metrics of the pipeline",
     )
     def metrics() -> Response:
