@@ -31,12 +31,15 @@ def load(
     classes: Sequence[int] | None = None,
     dtype: str = "fp32",
     compile: str | None = None,
+    backend: str | None = None,
     buckets: Sequence[str | Sequence[int]] | None = None,
     outside: str = "error",
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = None,
     progress: bool = False,
     fold: bool = True,
+    calib: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    val: str | os.PathLike[str] | None = None,
     **detector_options: Any,
 ) -> Detector:
     """Load a model file and return a `Detector`.
@@ -52,6 +55,12 @@ def load(
     inputs no bucket holds; ``dtype`` = "fp32", "bf16" or "fp16"; ``cache_dir`` = persistent compile cache
     (default ``~/.cache/yolostream/inductor``); ``threads`` = CPU threads (default: the usable cores);
     ``progress`` = show a progress bar while compiling. Compilation happens here, at load, for every bucket.
+
+    Backends (CPU; see `yolostream.engine.backends`): ``backend`` = "inductor" (torch.compile, ``compile``
+    defaults to "default"), "openvino", "onnxruntime", or "auto" (the fastest here that passes the accuracy
+    gate, measured once per machine and cached, `yolostream.engine.auto`); ``dtype`` may then also be "int8"
+    (post-training quantization calibrated on ``calib``: a folder or picture files) or "auto"; ``val`` = a
+    data.yaml whose mAP50-95 the auto choice's accuracy gate checks too.
     """
     threshold_kwargs = dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic)
     threshold_kwargs["classes"] = tuple(classes) if classes is not None else None
@@ -65,6 +74,28 @@ def load(
 
     raw = read_checkpoint(path)
     model, spec = model_from_checkpoint(raw, fold_bn=fold)
+    if backend is not None or dtype in ("int8", "auto"):
+        from yolostream.engine.choose import load_backend
+
+        options = dict(imgsz=imgsz, mode=mode, nms=nms, **threshold_kwargs, **detector_options)
+        return load_backend(
+            model,
+            spec,
+            raw,
+            path,
+            device,
+            options,
+            backend=backend or "inductor",
+            dtype=dtype,
+            mode=compile,
+            buckets=buckets,
+            outside=outside,
+            cache_dir=cache_dir,
+            threads=threads,
+            progress=progress,
+            calib=calib,
+            val=val,
+        )
     config = DetectorConfig(imgsz=imgsz, mode=mode, nms=nms, dtype=dtype, **threshold_kwargs, **detector_options)
     detector = Detector(model, spec, raw.names, config, device=device, source=os.fspath(path), arch=raw.arch)
     _check_dtype(detector)

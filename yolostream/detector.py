@@ -28,6 +28,8 @@ from yolostream.preprocess import (
 log = logging.getLogger("yolostream")
 LetterboxMode = Literal["square", "rect"]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Precisions a backend quantizes to (`yolostream.engine.backends`); the float model stays fp32 beside them.
+QUANTIZED_DTYPES = ("int8",)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class DetectorConfig:
     multi_label: an anchor may yield one candidate per class above conf (what validation uses).
     dtype: ``fp32``; ``bf16``/``fp16`` run the network in that precision (autocast on CPU, cast weights on
         CUDA). Worth it only where the hardware has it natively (CPU: AVX512-BF16/AMX; GPU: tensor cores).
+        ``int8`` (CPU): the network quantized by a backend; the eager graph stays fp32.
     """
 
     imgsz: int = 640
@@ -69,7 +72,7 @@ class DetectorConfig:
             max_candidates=self.max_candidates,
             multi_label=self.multi_label,
             max_det=self.max_det,
-            amp=None if self.dtype == "fp32" or on_cuda else self.dtype,
+            amp=self.dtype if self.dtype in ("bf16", "fp16") and not on_cuda else None,
             channels_last=on_cuda,
         )
 
@@ -107,9 +110,11 @@ class Detector:
         arch: dict[str, Any] | None = None,
         runner: Runner | None = None,
     ) -> None:
-        if config.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {config.dtype!r}")
+        if config.dtype not in (*DTYPES, *QUANTIZED_DTYPES):
+            raise ValueError(f"dtype must be one of {sorted((*DTYPES, *QUANTIZED_DTYPES))}, got {config.dtype!r}")
         self.device = torch.device(device)
+        if config.dtype in QUANTIZED_DTYPES and self.device.type != "cpu":
+            raise ValueError(f"dtype={config.dtype!r} runs on the CPU only, not on {self.device}")
         self.spec = spec
         self.names = dict(names)
         self.config = config

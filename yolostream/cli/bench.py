@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=int, default=640, help="square network input side (default 640)")
     p.add_argument("--batch", type=_csv(int), default=(1,), help="batch sizes, e.g. 1,8,32 (default 1)")
     p.add_argument("--modes", type=_csv(), default=("eager", "default"), help="default eager,default")
-    p.add_argument("--dtype", type=_csv(), default=("fp32",), help="fp32,bf16,fp16 (default fp32)")
+    p.add_argument("--dtype", type=_csv(), default=None, help="fp32,bf16,fp16 (default fp32; --backends: all)")
     p.add_argument("--iters", type=int, default=200, help="timed calls per figure (default 200)")
     p.add_argument("--warmup", type=int, default=10, help="untimed calls before timing (default 10)")
     p.add_argument("--baseline", type=_csv(), default=(), help="onnxruntime,openvino (CPU only)")
@@ -57,6 +57,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="write <dir>/bench-<model>-<device>-<dtypes>-pt<version>.json and .png (names from the environment)",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no compile progress bar")
+    p.add_argument(
+        "--backends",
+        type=_csv(),
+        default=None,
+        help="instead of the modes: backends side by side, e.g. all, inductor,openvino, inductor-int8, "
+        "inductor-fp32+cpp_wrapper (variants: cpp_wrapper, max-autotune, no-freezing); timed interleaved",
+    )
+    p.add_argument("--rounds", type=int, default=10, help="--backends: interleaved rounds (default 10)")
+    p.add_argument("--calib", nargs="+", default=None, metavar="PATH", help="--backends: int8 calibration pictures")
+    p.add_argument("--note", default="", help="a remark kept in the results (e.g. 'shared machine')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,13 +81,15 @@ def run(args: argparse.Namespace) -> int:
     from yolostream.cli.common import stderr
     from yolostream.errors import ConfigError
 
+    if args.backends:
+        return _run_backends(args)
     config = BenchConfig(
         model=args.model,
         device=args.device,
         imgsz=args.imgsz,
         batches=tuple(args.batch),
         modes=tuple(args.modes),
-        dtypes=tuple(args.dtype),
+        dtypes=tuple(args.dtype or ("fp32",)),
         iters=args.iters,
         warmup=args.warmup,
         baselines=tuple(args.baseline),
@@ -119,3 +131,43 @@ def run(args: argparse.Namespace) -> int:
         stderr.print(f"wrote {path}")
     failed = any(r.get("error") for r in [*doc["results"], *doc["checks"]])
     return 1 if failed else 0
+
+
+def _run_backends(args: argparse.Namespace) -> int:
+    """``--backends``: every configuration loaded, then timed in interleaved rounds; one table, one JSON."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from yolostream.bench.backends import parse_backends, print_backends, results_stem, run_backends
+    from yolostream.bench.report import write_json
+    from yolostream.cli.common import stderr
+    from yolostream.errors import ConfigError
+
+    if args.device != "cpu" or len(args.batch) != 1:
+        raise ConfigError("--backends compares CPU runtimes at one batch size (--device cpu, one --batch)")
+    configs = parse_backends(args.backends, dtypes=args.dtype)
+    per_round = max(1, args.iters // max(1, args.rounds))
+    doc = run_backends(
+        args.model,
+        configs,
+        imgsz=args.imgsz,
+        batch=args.batch[0],
+        rounds=args.rounds,
+        calls=per_round,
+        warmup=args.warmup,
+        threads=args.threads,
+        calib=args.calib,
+        pictures=[(Path(p).name, p) for p in args.check_images],
+        frame=args.frame,
+        note=args.note,
+        log=lambda message: stderr.print(f"[dim]{message}"),
+    )
+    print_backends(doc, Console(width=220) if not Console().is_terminal else Console())
+    paths = [Path(args.json)] if args.json else []
+    if args.out_dir:
+        paths.append(Path(args.out_dir) / f"{results_stem(doc)}.json")
+    for path in paths:
+        write_json(doc, path)
+        stderr.print(f"wrote {path}")
+    return 1 if any(r.get("error") for r in doc["results"]) else 0

@@ -13,6 +13,7 @@ COMMANDS = {
     "val": ("yolostream.cli.val", "mAP50-95 / mAP50 on a YOLO-format dataset, as Ultralytics computes them"),
     "convert": ("yolostream.cli.convert", "convert an Ultralytics .pt checkpoint to yolostream's .safetensors"),
     "export": ("yolostream.cli.export", "ahead-of-time compile a model into an AOTInductor package (.pt2)"),
+    "quantize": ("yolostream.cli.quantize", "INT8 post-training quantization with an accuracy gate, into a .pt2"),
     "bench": ("yolostream.cli.bench", "benchmark eager vs compiled (and ONNX Runtime / OpenVINO) in one run"),
     "train": ("yolostream.cli.train", "train or fine-tune a detector on a YOLO-format dataset (no Ultralytics code)"),
     "bench-train": ("yolostream.cli.bench_train", "training speed: images/s eager vs compiled, fp32 vs bf16"),

@@ -53,16 +53,19 @@ def export_package(
     buckets: Sequence[Bucket],
     path: str | os.PathLike[str],
     progress: Callable[[str, int, int], None] | None = None,
+    graph: nn.Module | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Compile ``detector``'s graph for every bucket into one package at ``path``; returns seconds per bucket.
 
     Built under ``no_grad``: exported with autograd on, the graph keeps its convolutions as separate
-    ops and Inductor cannot fuse them.
+    ops and Inductor cannot fuse them. ``graph``: another graph with the detector's settings to package
+    instead (the INT8 one of `yolostream quantize`); ``extra``: more metadata (e.g. its accuracy gate).
     """
     import torch._inductor.config as inductor_config
     from torch._inductor.package import package_aoti
 
-    graph = _TupleGraph(detector.graph).eval()
+    graph = _TupleGraph(graph if graph is not None else detector.graph).eval()
     device = detector.device
     meta = {
         "format_version": FORMAT_VERSION,
@@ -78,6 +81,7 @@ def export_package(
         "cpu_flags": cpu_flags(),
         "threads": torch.get_num_threads(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
     }
     files: dict[str, list[Any]] = {}
     seconds: dict[str, float] = {}

@@ -46,6 +46,13 @@ class WarmupReport:
         return sum(self.seconds.values())
 
 
+def _device_of(graph: torch.nn.Module) -> torch.device:
+    """The device of the graph's weights: parameters, or buffers for a quantized graph (which has none)."""
+    for tensor in (*graph.parameters(), *graph.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 class CompiledRunner:
     """Callable ``(images uint8 [B, 3, H, W], conf 0-d tensor) -> Candidates`` over compiled buckets.
 
@@ -53,6 +60,9 @@ class CompiledRunner:
     dropped). ``outside="error"`` raises `ShapeError` for an input no bucket holds; ``"eager"`` runs it
     through the uncompiled graph instead.
     """
+
+    backend = "inductor"
+    dtype = "fp32"  # the network's precision, set by `yolostream.engine.backends` (bf16 / int8)
 
     def __init__(
         self,
@@ -62,6 +72,7 @@ class CompiledRunner:
         *,
         outside: Literal["error", "eager"] = "error",
         freezing: bool | None = None,
+        inductor_options: dict[str, object] | None = None,
         threads: int | None = None,
         cache_dir: str | None = None,
         progress: Callable[[str, int, int], None] | None = None,
@@ -74,11 +85,13 @@ class CompiledRunner:
         self.buckets = tuple(buckets)
         self.mode = mode
         self.outside = outside
-        self.device = next(graph.parameters()).device
+        self.device = _device_of(graph)
         self.cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
         # Freezing folds weights into the graph as constants and lets Inductor prepack them for oneDNN;
         # it is what makes CPU convolutions fast. torch 2.13 ignores it in `options=`, hence the config patch.
         self.freezing = self.device.type == "cpu" if freezing is None else freezing
+        # More Inductor settings patched in while compiling (e.g. cpp_wrapper), for `bench` to measure.
+        self.inductor_options = dict(inductor_options or {})
         self.threads = set_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
         self.cache_dir = use_cache_dir(cache_dir)
         self._lock = threading.Lock()
@@ -90,7 +103,7 @@ class CompiledRunner:
         import torch._inductor.config as inductor_config
 
         stack = contextlib.ExitStack()
-        stack.enter_context(inductor_config.patch(freezing=self.freezing))
+        stack.enter_context(inductor_config.patch(freezing=self.freezing, **self.inductor_options))
         # Each bucket is one more cache entry of the same code object (InferenceGraph.forward), and so is
         # every bucket of every other engine in this process: leave room for all of them. The limit only
         # matters while compiling; after warm-up the fail-on-recompile stance rules.

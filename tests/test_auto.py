@@ -1,0 +1,141 @@
+"""`backend="auto"`: the choice among candidates, its accuracy gate, its cache and when it is measured again.
+
+Building, gating and timing are injected fakes here (deterministic; no compiler): what is tested is the
+selection logic and the cache, which the real `load(..., backend="auto")` wires to the real backends.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from yolostream.engine.auto import cache_key, cache_path, select
+from yolostream.engine.buckets import Bucket
+
+BUCKETS = (Bucket(1, 320, 320), Bucket(4, 320, 320))
+CANDIDATES = [("inductor", "fp32"), ("inductor", "int8"), ("openvino", "fp32"), ("onnxruntime", "fp32")]
+# Fake per-call latency (ms) of each candidate at batch 1; batch 4 takes 3x that. inductor-int8 is the fastest
+# but fails the gate, so openvino-fp32 must win.
+LATENCY_MS = {
+    ("inductor", "fp32"): 30.0,
+    ("inductor", "int8"): 10.0,
+    ("openvino", "fp32"): 20.0,
+    ("onnxruntime", "fp32"): 25.0,
+}
+FAILS_GATE = {("inductor", "int8")}
+
+
+class Fakes:
+    """Records what `select` builds and times; each runner is its (backend, dtype) pair."""
+
+    def __init__(self, broken: set | None = None, fails_gate: set | None = None) -> None:
+        self.built: list[tuple[str, str]] = []
+        self.timed: list[tuple[str, str]] = []
+        self.broken = broken or set()
+        self.fails_gate = FAILS_GATE if fails_gate is None else fails_gate
+
+    def build(self, backend: str, dtype: str) -> tuple[str, str]:
+        if (backend, dtype) in self.broken:
+            raise RuntimeError("cannot load it here")
+        self.built.append((backend, dtype))
+        return (backend, dtype)
+
+    def gate(self, backend: str, dtype: str, runner: object) -> dict:
+        passed = (backend, dtype) not in self.fails_gate
+        return {"passed": passed, "reason": "12/12 kept" if passed else "only 3/12 reference detections kept"}
+
+    def timer(self, runner: tuple[str, str], bucket: Bucket) -> float:
+        self.timed.append(runner)
+        return LATENCY_MS[runner] * (3 if bucket.batch == 4 else 1) / 1e3
+
+
+def _key(flags=("avx2",), torch_version="2.13.0"):
+    return cache_key("abc123", BUCKETS, {"imgsz": 320}, flags=list(flags), libs={"torch": torch_version})
+
+
+def _select(fakes, key, tmp_path, **kw):
+    return select(
+        CANDIDATES,
+        BUCKETS,
+        key,
+        build=fakes.build,
+        gate=fakes.gate,
+        timer=fakes.timer,
+        budget_s=0.0,
+        cache_root=tmp_path,
+        **kw,
+    )
+
+
+def test_fastest_passing_candidate_wins_and_is_cached(tmp_path):
+    fakes = Fakes()
+    choice = _select(fakes, _key(), tmp_path)
+    assert (choice.backend, choice.dtype) == ("openvino", "fp32")  # int8 is faster but failed the gate
+    assert choice.runner == ("openvino", "fp32") and not choice.cached
+    trials = {t.name: t for t in choice.trials}
+    assert trials["openvino-fp32"].latency_ms == {"1x320x320": 20.0, "4x320x320": 60.0}
+    assert trials["inductor-int8"].latency_ms == {}  # a rejected candidate is not timed
+    assert "inductor-int8" in choice.reason and "3/12" in choice.reason  # the log line says why
+    doc = json.loads(cache_path(_key(), tmp_path).read_text())
+    assert doc["choice"] == ["openvino", "fp32"] and doc["key"]["cpu_flags"] == ["avx2"]
+
+
+def test_timing_interleaves_candidates(tmp_path):
+    fakes = Fakes()
+    _select(fakes, _key(), tmp_path)
+    passing = [c for c in CANDIDATES if c not in FAILS_GATE]
+    # Each round times every passing candidate on both buckets before the next round starts: A A B B C C, A A ...
+    per_round = [c for c in passing for _ in BUCKETS]
+    assert fakes.timed[: 2 * len(per_round)] == per_round * 2
+    assert len(fakes.timed) == 5 * len(per_round)  # budget 0: the minimum of 5 rounds
+
+
+def test_cached_choice_builds_only_the_winner(tmp_path):
+    _select(Fakes(), _key(), tmp_path)
+    again = Fakes()
+    choice = _select(again, _key(), tmp_path)
+    assert choice.cached and (choice.backend, choice.dtype) == ("openvino", "fp32")
+    assert again.built == [("openvino", "fp32")] and again.timed == []  # nothing measured a second time
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"flags": ("avx2", "avx512f", "amx_bf16")},  # another CPU
+        {"torch_version": "2.14.0"},  # another library version
+    ],
+    ids=["cpu-flags", "versions"],
+)
+def test_new_flags_or_versions_measure_again(tmp_path, changed):
+    _select(Fakes(), _key(), tmp_path)
+    fakes = Fakes()
+    choice = _select(fakes, _key(**changed), tmp_path)
+    assert not choice.cached
+    assert set(fakes.built) == set(CANDIDATES)  # every candidate built and gated again
+    assert cache_path(_key(**changed), tmp_path) != cache_path(_key(), tmp_path)
+
+
+def test_cache_file_with_another_key_is_not_trusted(tmp_path):
+    _select(Fakes(), _key(), tmp_path)
+    path = cache_path(_key(), tmp_path)
+    doc = json.loads(path.read_text())
+    doc["key"]["model_sha256"] = "edited"  # e.g. a file copied from another machine under the same name
+    path.write_text(json.dumps(doc))
+    assert not _select(Fakes(), _key(), tmp_path).cached
+
+
+def test_a_failing_backend_is_recorded_not_fatal(tmp_path):
+    fakes = Fakes(broken={("openvino", "fp32")})
+    choice = _select(fakes, _key(), tmp_path)
+    assert (choice.backend, choice.dtype) == ("onnxruntime", "fp32")  # the next fastest that passes
+    failed = {t.name: t.error for t in choice.trials}["openvino-fp32"]
+    assert failed == "RuntimeError: cannot load it here"
+
+
+def test_nothing_passes_falls_back_to_inductor_fp32(tmp_path):
+    fakes = Fakes(fails_gate=set(CANDIDATES))
+    choice = _select(fakes, _key(), tmp_path)
+    assert (choice.backend, choice.dtype) == ("inductor", "fp32")
+    assert fakes.built.count(("inductor", "fp32")) == 2  # its gated copy was dropped, the fallback rebuilt
+    assert "no candidate passed" in choice.reason

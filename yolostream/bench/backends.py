@@ -1,0 +1,241 @@
+"""`yolostream bench --backends`: every backend x precision behind the same `Detector`, timed side by side.
+
+All configurations are loaded first, then timed in interleaved rounds (A B C ... A B C ...), each round a
+few calls of each, so that a neighbour's load on a shared machine falls on all of them alike; the figures
+are medians over every round. Network only = the graph on a letterboxed batch (normalisation, network,
+candidate selection: the part a backend swaps); end to end = BGR frame in, `Detections` out. Accuracy is
+the final detections against eager fp32 on the check pictures. The environment names the CPU's ISA flags.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yolostream.api import load
+from yolostream.bench import measure
+from yolostream.bench.detector_run import Picture, check_accuracy, reference
+from yolostream.bench.environment import environment, results_name
+from yolostream.bench.inputs import timing_frames
+from yolostream.bench.stats import summarize
+from yolostream.detector import Detector
+from yolostream.engine.backends import BACKENDS, PRECISIONS, backend_available
+from yolostream.engine.buckets import Bucket
+from yolostream.engine.runtime import set_threads, settle_gc
+from yolostream.errors import ConfigError
+
+SCHEMA = 1
+# Inductor settings `bench` can put beside the default compile, to show what each buys on this ISA.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "cpp_wrapper": {"options": {"cpp_wrapper": True}},
+    "max-autotune": {"mode": "max-autotune"},
+    "no-freezing": {"freezing": False},
+}
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row: a backend, a precision and (Inductor only) a tuning variant of `VARIANTS`."""
+
+    backend: str
+    dtype: str
+    variant: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.dtype}" + (f"+{self.variant}" if self.variant else "")
+
+
+def parse_backends(text: Sequence[str], dtypes: Sequence[str] | None = None) -> list[Config]:
+    """``all`` / ``inductor,openvino`` / ``inductor-int8`` / ``inductor-fp32+cpp_wrapper`` -> configurations
+    available here (``all`` and bare names expand to every precision this machine runs)."""
+    out: list[Config] = []
+    for item in text:
+        name, _, variant = item.partition("+")
+        if variant and variant not in VARIANTS:
+            raise ConfigError(f"unknown variant {variant!r}: choose from {', '.join(VARIANTS)}")
+        backend, _, dtype = name.partition("-")
+        names = BACKENDS if backend == "all" else (backend,)
+        for b in names:
+            if b not in PRECISIONS:
+                raise ConfigError(f"unknown backend {b!r}: choose from {', '.join(BACKENDS)}, all")
+            if variant and b != "inductor":
+                raise ConfigError(f"variant {variant!r} applies to inductor only")
+            for d in [dtype] if dtype else [d for d in PRECISIONS[b] if dtypes is None or d in dtypes]:
+                if d not in PRECISIONS[b]:
+                    raise ConfigError(f"backend {b!r} runs {', '.join(PRECISIONS[b])}, not {d!r}")
+                if backend_available(b, d) and Config(b, d, variant) not in out:
+                    out.append(Config(b, d, variant))
+    return out
+
+
+@dataclass
+class _Row:
+    config: Config
+    detector: Detector | None = None
+    build_s: float | None = None
+    error: str | None = None
+    samples: dict[str, list[int]] = field(default_factory=lambda: {"network": [], "e2e": []})
+
+
+def _build(row: _Row, model: str, imgsz: int, batch: int, threads: int, calib: Any) -> None:
+    c = row.config
+    start = time.perf_counter()
+    if c.backend == "eager":
+        row.detector = load(model, imgsz=imgsz)
+    elif c.variant:
+        from yolostream.engine.compiled import CompiledRunner
+
+        opts = VARIANTS[c.variant]
+        row.detector = load(model, imgsz=imgsz, dtype=c.dtype)
+        row.detector.runner = CompiledRunner(
+            row.detector.graph,  # type: ignore[arg-type]
+            [Bucket(batch, imgsz, imgsz)],
+            opts.get("mode", "default"),
+            threads=threads,
+            freezing=opts.get("freezing"),
+            inductor_options=opts.get("options"),
+        )
+    else:
+        row.detector = load(
+            model, imgsz=imgsz, backend=c.backend, dtype=c.dtype, buckets=[(batch, imgsz, imgsz)], threads=threads,
+            calib=calib,
+        )  # fmt: skip
+    row.build_s = time.perf_counter() - start
+
+
+def run_backends(
+    model: str,
+    configs: Sequence[Config],
+    *,
+    imgsz: int = 640,
+    batch: int = 1,
+    rounds: int = 10,
+    calls: int = 10,
+    warmup: int = 5,
+    threads: int | None = None,
+    calib: Any = None,
+    pictures: Sequence[Picture] = (),
+    frame: str | None = None,
+    note: str = "",
+    log: Log = lambda message: None,
+) -> dict[str, Any]:
+    """Build every configuration (plus eager fp32, the reference), time them interleaved: ``rounds`` x
+    ``calls`` calls each of network-only and end to end; the JSON-ready document `print_backends` shows."""
+    threads = set_threads(threads)
+    env = environment(__import__("torch").device("cpu"), threads)
+    rows = [_Row(Config("eager", "fp32")), *(_Row(c) for c in configs)]
+    for row in rows:
+        log(f"{row.config.name}: building")
+        try:
+            _build(row, model, imgsz, batch, threads, calib)
+        except Exception as e:  # recorded; the others still run
+            row.error = f"{type(e).__name__}: {e}"
+            log(f"{row.config.name} failed: {row.error}")
+    frames = timing_frames(batch, imgsz, frame, seed=0)
+    live = [r for r in rows if r.detector is not None]
+    calls_of = {}
+    for r in live:
+        d = r.detector
+        letterboxed = d.preprocess(frames)  # type: ignore[union-attr]
+        calls_of[r.config] = {"network": lambda d=d, b=letterboxed: d.infer(b), "e2e": lambda d=d: d(frames, bgr=True)}
+        for fn in calls_of[r.config].values():
+            measure.warm_up(fn, warmup)
+    settle_gc()
+    log(f"timing {len(live)} configurations: {rounds} interleaved rounds of {calls} calls")
+    for _ in range(rounds):
+        for r in live:
+            for kind, fn in calls_of[r.config].items():
+                r.samples[kind] += measure.time_calls(fn, calls)
+    pics = list(pictures) or [("frame", frames[0])]
+    ref = reference(live[0].detector, pics) if live and live[0].config.backend == "eager" else None  # type: ignore[arg-type]
+    results = []
+    for r in rows:
+        item: dict[str, Any] = {"name": r.config.name, "backend": r.config.backend, "dtype": r.config.dtype}
+        item.update(variant=r.config.variant or None, build_s=r.build_s, error=r.error)
+        if r.detector is not None:
+            item.update({k: summarize(s).to_dict() for k, s in r.samples.items()})
+            if ref is not None:
+                item["accuracy"] = check_accuracy(r.detector, ref, pics)
+        results.append(item)
+    _add_ratios(results)
+    settings = {"imgsz": imgsz, "batch": batch, "rounds": rounds, "calls": calls, "warmup": warmup}
+    settings.update(frame=frame or f"noise {imgsz}x{imgsz} seed 0", check_images=[n for n, _ in pics])
+    return {"schema": SCHEMA, "kind": "backends", "model": Path(model).name, "settings": settings,
+            "environment": env, "note": note, "results": results}  # fmt: skip
+
+
+def _add_ratios(results: list[dict[str, Any]]) -> None:
+    """Network and e2e p50 over eager fp32's, Inductor fp32's and OpenVINO's in the same precision."""
+    ok = {r["name"]: r for r in results if not r.get("error")}
+    for r in results:
+        if r.get("error"):
+            continue
+        refs = {
+            "eager": ok.get("eager-fp32"),
+            "inductor": ok.get("inductor-fp32"),
+            "openvino": ok.get(f"openvino-{r['dtype']}"),
+        }
+        r["ratios"] = {
+            f"{kind}_vs_{name}": (r[kind]["p50"] / ref[kind]["p50"]) if ref else None
+            for name, ref in refs.items() for kind in ("network", "e2e")
+        }  # fmt: skip
+
+
+def results_stem(doc: dict[str, Any]) -> str:
+    """``bench-<model>-cpu-<isa>-backends[-b<batch>]-pt<major.minor>``."""
+    batch = doc["settings"]["batch"]
+    return results_name(Path(doc["model"]).stem, doc["environment"], ["backends"], [batch])
+
+
+def print_backends(doc: dict[str, Any], console: Any) -> None:
+    """The table: one row per configuration, latencies with their ratios, build time, detections."""
+    from rich.table import Table
+
+    env, s = doc["environment"], doc["settings"]
+    title = (
+        f"backends: {doc['model']} {s['imgsz']}x{s['imgsz']} batch {s['batch']} on {env['cpu_model']} "
+        f"({env['cpu_capability']}; flags {' '.join(env['cpu_flags']) or 'none'}), torch {env['torch']}, "
+        f"{env['threads']} threads, {s['rounds']}x{s['calls']} interleaved calls"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "config",
+        "build s",
+        "net p50 ms",
+        "vs eager",
+        "vs inductor-fp32",
+        "vs openvino",
+        "e2e p50 ms",
+        "e2e vs inductor",
+        "detections",
+    ):
+        table.add_column(col, justify="left" if col in ("config", "detections") else "right")
+    for r in doc["results"]:
+        if r.get("error"):
+            table.add_row(r["name"], "-", f"[red]failed: {r['error'][:120]}")
+            continue
+        q = r["ratios"]
+        fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
+        det = (r.get("accuracy") or {}).get("detections")
+        verdict = (
+            "-"
+            if det is None
+            else (
+                f"same ({det['n_ref']})"
+                if det["unchanged"]
+                else f"{det['matched']}/{det['n_ref']} match, {det['n_test']} found"
+            )
+        )
+        table.add_row(
+            r["name"], f"{r['build_s']:.0f}", f"{r['network']['p50']:.1f}", fmt(q["network_vs_eager"]),
+            fmt(q["network_vs_inductor"]), fmt(q["network_vs_openvino"]), f"{r['e2e']['p50']:.1f}",
+            fmt(q["e2e_vs_inductor"]), verdict,
+        )  # fmt: skip
+    console.print(table)
+    if doc.get("note"):
+        console.print(f"note: {doc['note']}")

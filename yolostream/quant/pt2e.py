@@ -1,0 +1,120 @@
+"""PT2E post-training static INT8 quantization of the network with torchao's x86 Inductor quantizer.
+
+Flow (torchao >= 0.13; torch 2.13 no longer ships ``torch.ao.quantization.quantize_pt2e``): export the
+network at each bucket's shape, annotate it with `X86InductorQuantizer` (per-channel symmetric int8
+weights, per-tensor affine uint8 activations), run the calibration batches through the observers, convert
+to quantize/dequantize pairs around float ops. Compiled by Inductor with freezing, those pairs are matched
+into oneDNN int8 convolutions with prepacked weights (`CompiledRunner`, `export_package`); run eagerly they
+simulate the same arithmetic in float (what the accuracy gate can measure without compiling).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from yolostream.engine.buckets import Bucket
+from yolostream.engine.external import BranchNetwork
+from yolostream.engine.runtime import quiet_loggers
+from yolostream.errors import ConfigError
+from yolostream.models.yolo import YOLO
+
+log = logging.getLogger("yolostream.quant")
+
+# Kept in float by default, measured on the shapes models (docs/engine.md, "INT8"): the stem sees raw pixels
+# (3 input channels: quantising its 27-tap dot products saves nothing and costs accuracy), and the head's last
+# 1x1 convolutions produce the box distributions and class logits that the sigmoid/softmax and the DFL
+# expectation turn into scores and coordinates, where an int8 step is a visible box shift.
+KEEP_FLOAT = ("stem", "head_outputs")
+KEEP_CHOICES = ("stem", "head_outputs", "dfl")
+
+
+def available() -> bool:
+    """Whether torchao's PT2E quantizer is installed (the ``int8`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torchao") is not None
+
+
+def float_layers(model: YOLO, keep: Sequence[str] = KEEP_FLOAT) -> list[str]:
+    """Module names (relative to ``model``) to leave in float for the named groups of `KEEP_CHOICES`."""
+    unknown = sorted(set(keep) - set(KEEP_CHOICES))
+    if unknown:
+        raise ConfigError(f"unknown layer group(s) {unknown} to keep in float: choose from {', '.join(KEEP_CHOICES)}")
+    names: list[str] = []
+    if "stem" in keep:
+        names.append("backbone.stem")
+    if "head_outputs" in keep:
+        for branch in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
+            convs = getattr(model.head, branch, None)
+            names += [f"head.{branch}.{i}.{len(seq) - 1}" for i, seq in enumerate(convs or [])]
+    if "dfl" in keep and not isinstance(model.head.dfl, nn.Identity):
+        names.append("head.dfl")
+    return names
+
+
+class QuantizedNetwork(nn.Module):
+    """Stand-in for `YOLO` in an `InferenceGraph`: one converted (q/dq) graph per bucket shape.
+
+    ``forward(x, one2one)`` takes float [B, 3, H, W] of a bucket's exact shape; the head branch was fixed at
+    quantization (``one2one`` must match it). Under torch.compile the shape lookup happens at trace time.
+    """
+
+    def __init__(self, graphs: Mapping[Bucket, nn.Module], one2one: bool, float_layers: Sequence[str]) -> None:
+        super().__init__()
+        self.graphs = nn.ModuleDict({_key(b): g for b, g in graphs.items()})
+        self.one2one = one2one
+        self.float_layers = tuple(float_layers)
+
+    def forward(self, x: Tensor, one2one: bool = False) -> Tensor:
+        if one2one != self.one2one:
+            raise ConfigError(f"this INT8 network was quantized with one2one={self.one2one}")
+        key = _key(Bucket(x.shape[0], x.shape[2], x.shape[3]))
+        if key not in self.graphs:
+            raise ConfigError(f"no INT8 graph for input {tuple(x.shape)}: quantized for {', '.join(self.graphs)}")
+        return self.graphs[key](x)
+
+
+def _key(bucket: Bucket) -> str:
+    return f"b{bucket.batch}x{bucket.height}x{bucket.width}"
+
+
+def quantize_network(
+    model: YOLO,
+    calibration: Mapping[Bucket, Sequence[Tensor]],
+    *,
+    one2one: bool = False,
+    keep_float: Sequence[str] = KEEP_FLOAT,
+) -> QuantizedNetwork:
+    """INT8 copy of float32 ``model`` per bucket, calibrated on that bucket's uint8 batches [B, 3, H, W].
+
+    ``keep_float``: layer groups left in float (`KEEP_CHOICES`). The float model is not modified.
+    """
+    if not available():
+        raise ModuleNotFoundError("torchao not installed: pip install 'yolostream[int8]'")
+    with quiet_loggers("torchao", "torch.utils._pytree"):
+        import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    skip = float_layers(model, keep_float)
+    root = BranchNetwork(model.eval(), one2one).eval()
+    graphs: dict[Bucket, nn.Module] = {}
+    for bucket, batches in calibration.items():
+        if not batches:
+            raise ConfigError(f"no calibration batch for bucket {bucket}")
+        quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+        for name in skip:
+            quantizer.set_module_name_qconfig(f"net.{name}", None)
+        example = (batches[0].float() / 255,)
+        with torch.no_grad():
+            exported = torch.export.export(root, example, strict=False).module()
+            prepared = prepare_pt2e(exported, quantizer)  # type: ignore[arg-type]
+            for images in batches:
+                # Divided as InferenceGraph divides: the observers must see the values served.
+                prepared(images.float() / 255)
+            graphs[bucket] = convert_pt2e(prepared)
+        log.info("quantized bucket %s on %d batches (float: %s)", bucket, len(batches), ", ".join(keep_float) or "none")
+    return QuantizedNetwork(graphs, one2one, skip)
