@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from yolostream.errors import ConfigError
+from yolostream.train.augment import hsv_matrix
 from yolostream.train.data import AugmentConfig, TrainDataset, collate, make_loader
 from yolostream.val.dataset import load_yolo_dataset
 
@@ -155,6 +156,15 @@ def test_hsv_changes_pixels_not_labels(colour_yaml: Path) -> None:
         assert (a.int() - b.int()).abs().float().mean() > 1.0
 
 
+def test_hsv_matrix_turns_hue_and_keeps_greys() -> None:
+    red, grey = np.array([1.0, 0.0, 0.0]), np.array([0.4, 0.4, 0.4])
+    third = hsv_matrix(1 / 3, 1.0, 1.0)  # a third of the hue circle: red -> green -> blue -> red
+    assert np.allclose(third @ red, [0, 1, 0], atol=1e-9) and np.allclose(third @ third @ red, [0, 0, 1], atol=1e-9)
+    assert np.allclose(hsv_matrix(0.123, 0.3, 1.0) @ grey, grey)  # hue and saturation leave greys alone
+    assert np.allclose(hsv_matrix(0.0, 0.0, 1.0) @ np.array([0.9, 0.3, 0.0]), [0.4, 0.4, 0.4])  # no saturation
+    assert np.allclose(hsv_matrix(0.0, 1.0, 1.5), 1.5 * np.eye(3))  # value: a gain
+
+
 def _batches(ds: TrainDataset, workers: int, seed: int, epoch: int) -> list[dict[str, torch.Tensor]]:
     return list(make_loader(ds, batch=4, workers=workers, shuffle=True, seed=seed, epoch=epoch))
 
@@ -171,6 +181,8 @@ def test_batches_depend_on_seed_epoch_index_only(colour_yaml: Path) -> None:
     fresh = TrainDataset(split, S, True, cfg, seed=5)
     fresh.set_epoch(9)  # whatever it was set to before, make_loader sets the epoch
     assert _same(ref, _batches(fresh, 2, 5, 3))
+    cached = TrainDataset(split, S, True, cfg, seed=5, cache=True)  # decoded once, shared with the workers
+    assert _same(ref, _batches(cached, 2, 5, 3))
     assert not _same(ref, _batches(fresh, 0, 5, 4)), "another epoch must give other samples"
     assert not _same(ref, _batches(TrainDataset(split, S, True, cfg, seed=6), 0, 6, 3)), "another seed too"
     first = torch.cat([b["img"][:1] for b in ref])
@@ -240,14 +252,17 @@ def test_bad_label_file_is_skipped_and_reported(
     assert str(tmp_path / "images" / "train" / "2.jpg") in caplog.text
 
 
+@pytest.mark.parametrize("cache", [False, True])
 @pytest.mark.parametrize("damage", ["empty", "truncated", "not-an-image"])
-def test_bad_picture_is_skipped_and_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str) -> None:
+def test_bad_picture_is_skipped_and_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str, cache: bool
+) -> None:
     yaml = _small_dataset(tmp_path)
     bad = tmp_path / "images" / "train" / "1.jpg"
     data = bad.read_bytes()
     bad.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "not-an-image": b"hello"}[damage])
     with caplog.at_level(logging.WARNING):
-        ds = TrainDataset(load_yolo_dataset(yaml, "train", on_error="skip"), 64, augment=True)
+        ds = TrainDataset(load_yolo_dataset(yaml, "train", on_error="skip"), 64, augment=True, cache=cache)
     assert len(ds) == 3 and [p for p, _ in ds.skipped] == [bad]
     assert str(bad) in caplog.text
     assert len(list(make_loader(ds, batch=2, workers=0, shuffle=True, seed=0, epoch=0))) == 2

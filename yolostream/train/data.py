@@ -31,7 +31,9 @@ from yolostream.train.augment import (
     AugmentConfig,
     flip_boxes,
     hsv_jitter,
+    is_axis_aligned,
     keep_boxes,
+    paste_scaled,
     random_affine,
     transform_boxes,
     warp,
@@ -68,6 +70,9 @@ class TrainDataset(Dataset):
         seed: with the epoch and the index, the only source of randomness.
         check_images: decode every picture once here (JPEGs at 1/8 scale) so corrupt ones are skipped
             and reported up front rather than found by a worker.
+        cache: keep every picture decoded at its load-time size in memory (``3 * imgsz**2`` bytes at
+            most each), filled here; loader workers share it (fork, copy-on-write). Mosaic samples need
+            four pictures, so decoding is most of their cost without it.
 
     Attributes:
         items: ``(image path, labels float32 [M, 5])`` of the usable pictures.
@@ -83,13 +88,23 @@ class TrainDataset(Dataset):
         aug: AugmentConfig | None = None,
         seed: int = 0,
         check_images: bool = True,
+        cache: bool = False,
     ) -> None:
         self.imgsz, self.augment, self.aug, self.seed = int(imgsz), bool(augment), aug or AugmentConfig(), int(seed)
         self.names = dict(split.names)
         self.skipped: list[tuple[Path, str]] = list(split.skipped)
         self.items: list[tuple[Path, np.ndarray]] = []
+        self._cache: list[tuple[np.ndarray, Any]] | None = [] if cache else None
         for path, labels in split.items:
-            why = probe_image(path) if check_images else None
+            why = None
+            if self._cache is not None:
+                try:
+                    img, plan = load_resized(path, self.imgsz)
+                    self._cache.append((np.asarray(img), plan))
+                except ImageReadError as e:
+                    why = str(e)
+            elif check_images:
+                why = probe_image(path)
             if why is not None:
                 log.warning("skipping %s: %s", path, why)
                 self.skipped.append((path, why))
@@ -117,16 +132,16 @@ class TrainDataset(Dataset):
         s, aug = self.imgsz, self.aug
         use_mosaic = rng.random() < aug.mosaic and self.mosaic  # always drawn: later draws keep their place
         if use_mosaic:
-            img, cls, boxes, whole = self._mosaic(index, rng)
-            centre = (float(s), float(s))
+            pieces, cls, boxes, whole = self._mosaic(index, rng)
+            matrix, _ = random_affine(rng, aug, (float(s), float(s)), s)
+            out = self._draw_mosaic(pieces, matrix)
         else:
             img, plan, labels = self._load(index)
             cls, boxes = labels[:, 0], labels_to_xyxy(labels, plan.loaded_hw)
             whole = boxes
             left, top = plan.pad_xy
-            centre = (s / 2 - left, s / 2 - top)
-        matrix, _ = random_affine(rng, aug, centre, s)
-        out = warp(img, matrix, s)
+            matrix, _ = random_affine(rng, aug, (s / 2 - left, s / 2 - top), s)
+            out = warp(img, matrix, s)
         boxes, keep = keep_boxes(transform_boxes(boxes, matrix), s, aug, transform_boxes(whole, matrix))
         cls, boxes = cls[keep], boxes[keep]
         out = hsv_jitter(out, rng, aug)
@@ -156,6 +171,9 @@ class TrainDataset(Dataset):
         raise ImageReadError(f"no picture of the training split can be decoded (tried {n})")
 
     def _load(self, index: int) -> tuple[Image.Image, Any, np.ndarray]:
+        if self._cache is not None:
+            arr, plan = self._cache[index]
+            return Image.fromarray(arr), plan, self.items[index][1]
         j, (img, plan) = self._readable(index, lambda p: load_resized(p, self.imgsz))
         return img, plan, self.items[j][1]
 
@@ -167,34 +185,49 @@ class TrainDataset(Dataset):
         xyxy = labels_to_xyxy(labels, plan.loaded_hw, plan.pad_xy)
         return apply_val_letterbox(img, plan, PAD_VALUE), _to_labels(labels[:, 0], xyxy, self.imgsz)
 
-    def _mosaic(self, index: int, rng: np.random.Generator) -> tuple[Image.Image, np.ndarray, np.ndarray, np.ndarray]:
+    def _mosaic(self, index: int, rng: np.random.Generator) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
         """Four pictures around a random centre of a ``2S x 2S`` canvas (pad 114 elsewhere).
 
         This picture goes top-left of the centre, three others (distinct, drawn from ``rng``) top-right,
         bottom-left and bottom-right, each touching the centre with a corner and cut by the canvas edge.
 
         Returns:
-            the canvas, class ids [N], boxes [N, 4] cut to what is visible, boxes [N, 4] whole; canvas pixels.
+            ``(picture, (x0, y0) on the canvas, the rectangle of it inside the canvas)`` per piece, class
+            ids [N], boxes [N, 4] cut to what is visible, boxes [N, 4] whole; canvas pixels.
         """
         s, n = self.imgsz, len(self.items)
         others = rng.choice(n - 1, size=3, replace=n - 1 < 3) if n > 1 else np.zeros(3, dtype=np.int64)
         picks = [index] + ([int(j) + int(j >= index) for j in others] if n > 1 else [index] * 3)
         xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, size=2))
-        canvas = Image.new("RGB", (2 * s, 2 * s), (PAD_VALUE,) * 3)
-        cls_all, vis_all, whole_all = [], [], []
+        pieces, cls_all, vis_all, whole_all = [], [], [], []
         for quadrant, j in enumerate(picks):
             img, plan, labels = self._load(j)
             h, w = plan.loaded_hw
             x0 = xc - w if quadrant in (0, 2) else xc
             y0 = yc - h if quadrant in (0, 1) else yc
-            canvas.paste(img, (x0, y0))  # PIL cuts what falls outside the canvas
+            pieces.append((img, (x0, y0), (max(0, -x0), max(0, -y0), min(w, 2 * s - x0), min(h, 2 * s - y0))))
             whole = labels_to_xyxy(labels, (h, w), (x0, y0)).astype(np.float64)
             lo = np.array([max(x0, 0), max(y0, 0)] * 2, dtype=np.float64)
             hi = np.array([min(x0 + w, 2 * s), min(y0 + h, 2 * s)] * 2, dtype=np.float64)
             cls_all.append(labels[:, 0])
             vis_all.append(np.clip(whole, lo, hi))
             whole_all.append(whole)
-        return canvas, np.concatenate(cls_all), np.concatenate(vis_all), np.concatenate(whole_all)
+        return pieces, np.concatenate(cls_all), np.concatenate(vis_all), np.concatenate(whole_all)
+
+    def _draw_mosaic(self, pieces: list[Any], matrix: np.ndarray) -> Image.Image:
+        """The warped mosaic: each piece scaled straight into the output when the map is scale + shift
+        (no ``2S x 2S`` canvas, no resampling of pad), else via the canvas and one affine warp."""
+        s = self.imgsz
+        if is_axis_aligned(matrix):
+            out = Image.new("RGB", (s, s), (PAD_VALUE,) * 3)
+            for img, (x0, y0), src in pieces:
+                shift = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+                paste_scaled(out, img, matrix @ shift, src)
+            return out
+        canvas = Image.new("RGB", (2 * s, 2 * s), (PAD_VALUE,) * 3)
+        for img, xy, _ in pieces:
+            canvas.paste(img, xy)  # PIL cuts what falls outside the canvas
+        return warp(canvas, matrix, s)
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:

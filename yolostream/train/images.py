@@ -61,8 +61,8 @@ def load_resized(path: Path, imgsz: int) -> tuple[Image.Image, ValLetterbox]:
             if r < 1:  # JPEG only; other formats ignore the request
                 im.draft("RGB", (math.ceil(w * r), math.ceil(h * r)))
             im.load()
-            oriented = ImageOps.exif_transpose(im)
-            rgb = oriented if oriented.mode == "RGB" else oriented.convert("RGB")
+            ImageOps.exif_transpose(im, in_place=True)  # in place: no copy of the (usual) upright picture
+            rgb = im if im.mode == "RGB" else im.convert("RGB")
     except FileNotFoundError as e:
         raise ImageReadError(f"image file not found: {path}") from e
     except UnidentifiedImageError as e:
