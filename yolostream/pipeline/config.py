@@ -192,7 +192,7 @@ class WebConfig(_Section):
     max_upload_mb: PositiveFloat = 16.0
     max_pixels: Annotated[int, Field(ge=1)] = 40_000_000
     live_fps: Annotated[float, Field(gt=0.0, le=30.0)] = 5.0
-    live_max_width: Annotated[int, Field(ge=64)] = 960
+    live_max_width: Annotated[int, Field(ge=64)] = 640
     live_quality: Annotated[int, Field(ge=1, le=100)] = 75
     detect_queue: Annotated[int, Field(ge=1)] = 8
 

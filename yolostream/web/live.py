@@ -38,7 +38,10 @@ class _Line:
 
 @dataclass
 class _Channel:
-    cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+    """One watched stream. Everything here runs on the event loop's thread, so no lock: a new picture sets
+    the current ``fresh`` event (waking every viewer) and puts a new one in its place."""
+
+    fresh: asyncio.Event = field(default_factory=asyncio.Event)
     viewers: int = 0
     seq: int = 0
     jpeg: bytes | None = None
@@ -55,7 +58,7 @@ class LiveHub:
         quality: JPEG quality.
     """
 
-    def __init__(self, pipeline: Any, fps: float = 5.0, max_width: int = 960, quality: int = 75) -> None:
+    def __init__(self, pipeline: Any, fps: float = 5.0, max_width: int = 640, quality: int = 75) -> None:
         self.pipeline = pipeline
         self.period_s = 1.0 / fps
         self.max_width = max_width
@@ -110,17 +113,14 @@ class LiveHub:
         seen = 0
         try:
             while not self.closing:
-                async with ch.cond:
-                    try:
-                        await asyncio.wait_for(
-                            ch.cond.wait_for(lambda s=seen: (ch.seq > s and ch.jpeg is not None) or self.closing), 1.0
-                        )
-                    except TimeoutError:
-                        continue  # wake now and then to notice a closing hub
-                    if self.closing or ch.jpeg is None:
-                        return
-                    seen, jpeg = ch.seq, ch.jpeg
-                yield jpeg
+                if ch.seq > seen and ch.jpeg is not None:
+                    seen = ch.seq
+                    yield ch.jpeg
+                    continue
+                try:
+                    await asyncio.wait_for(ch.fresh.wait(), 1.0)
+                except TimeoutError:
+                    continue  # wake now and then to notice a closing hub
         finally:
             ch.viewers -= 1
 
@@ -133,9 +133,9 @@ class LiveHub:
             if result is not None and result is not last:
                 last = result
                 jpeg = await asyncio.to_thread(self.render, result)
-                async with ch.cond:
-                    ch.jpeg, ch.seq = jpeg, ch.seq + 1
-                    ch.cond.notify_all()
+                ch.jpeg, ch.seq = jpeg, ch.seq + 1
+                woken, ch.fresh = ch.fresh, asyncio.Event()
+                woken.set()
                 self.encoded[stream] += 1
             await asyncio.sleep(max(0.0, self.period_s - (loop.time() - started)))
         ch.jpeg = None  # nobody watches: a later viewer must not get a stale picture first
@@ -144,8 +144,7 @@ class LiveHub:
         """End every viewer's stream (before the server shuts down, which waits for open responses)."""
         self.closing = True
         for ch in self._channels.values():
-            async with ch.cond:
-                ch.cond.notify_all()
+            ch.fresh.set()
 
 
 def multipart_part(jpeg: bytes) -> bytes:
