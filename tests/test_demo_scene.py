@@ -17,6 +17,7 @@ from yolostream.cli.main import main
 from yolostream.demo import CLASS_NAMES, make_dataset, make_video, scene_layout
 from yolostream.demo.backdrop import FLAT_GREY
 from yolostream.demo.render import Renderer
+from yolostream.demo.score import score_video
 from yolostream.demo.script import make_script
 from yolostream.demo.sprites import BASE_COLOURS
 from yolostream.demo.stills import sample_still
@@ -217,3 +218,43 @@ def test_cli_help_and_demo_config(capsys: pytest.CaptureFixture[str]) -> None:
     assert np.allclose(cfg.lines["count-line"], lay.line, atol=0.05)
     assert np.allclose(cfg.zones["reject-tray"], lay.zone, atol=0.05)
     assert {r.kind for r in loaded.rules} == {"line_cross", "dwell"}
+
+
+def test_score_video_counts_found_and_false(video: tuple[Path, dict]) -> None:
+    _, truth = video
+    frames = truth["frames"]
+    perfect = [np.array([[*b[2:6], 0.9, b[1]] for b in fr]).reshape(-1, 6) for fr in frames]
+    s = score_video(truth, perfect)
+    partial = sum(b[6] < 0.5 for fr in frames for b in fr)
+    assert partial > 0, "the video must have parts entering/leaving to test the ignore rule"
+    assert s["recall"] == 1.0 and s["false"] == 0 and s["parts"] == sum(len(fr) for fr in frames) - partial
+    # Drop every 10th box to find, shift the rest by 1 px (IoU stays > 0.5 for boxes >= 5 px a side), predict
+    # the left half of each ignored box (mostly outside the frame: neither found nor false), add a box where
+    # no part is on frames 0, 10, 20..., and predict a wrong class on top of each frame's first part.
+    preds, dropped, extra = [], 0, 0
+    k = 0
+    for f, fr in enumerate(frames):
+        rows = []
+        for b in fr:
+            if b[6] < 0.5:
+                rows.append([b[2], b[3], (b[2] + b[4]) / 2, b[5], 0.6, b[1]])
+                continue
+            k += 1
+            if k % 10 == 0:
+                dropped += 1
+                continue
+            rows.append([b[2] + 1, b[3] + 1, b[4] + 1, b[5] + 1, 0.8, b[1]])
+        if f % 10 == 0:
+            rows.append([0, 0, 8, 8, 0.95, 0])  # the floor's top-left corner: no part there
+            extra += 1
+        if fr and fr[0][6] >= 0.5:
+            b = fr[0]
+            rows.append([b[2], b[3], b[4], b[5], 0.3, (b[1] + 1) % 4])
+            extra += 1
+        preds.append(np.array(rows).reshape(-1, 6))
+    s = score_video(truth, preds)
+    assert s["found"] == s["parts"] - dropped and s["false"] == extra
+    assert s["predictions"] == s["found"] + extra
+    assert sum(c["found"] for c in s["per_class"].values()) == s["found"]
+    with pytest.raises(ValueError, match="frames"):
+        score_video(truth, preds[:-1])
