@@ -6,6 +6,9 @@
     python bench/run_bench.py gpu --batch 1,8    # the same in parts (results named by batch)
     python bench/run_bench.py gpu --model yolov8s.pt   # another model than the preset's
     python bench/run_bench.py cpu --iters 50   # anything else after the preset goes to `yolostream bench` as is
+    python bench/run_bench.py backends   # CPU backends issue: yolov8n-random 640, batch 1, inductor / openvino /
+                                         # onnxruntime x fp32 / int8, interleaved, calibrated on the fixture images
+    python bench/run_bench.py backends --model /tmp/yolov8s-random.safetensors   # (bench/make_random_scale.py)
 
 Needs the reference fixtures ($YOLOSTREAM_FIXTURES, else ../shared/fixtures beside the repo) and a quiet
 machine: the CPU figures are worthless while anything else is running.
@@ -48,7 +51,15 @@ def preset(name: str, fx: Path) -> list[str]:
             *("--check-images", *pictures),
             *("--check-models", str(checkpoints / "yolo11n-shapes.pt"), str(checkpoints / "yolo26n-shapes.pt")),
         ]
-    raise SystemExit(f"unknown preset {name!r}: cpu or gpu")
+    if name == "backends":
+        return [
+            str(checkpoints / "yolov8n-random.pt"),
+            *("--device", "cpu", "--imgsz", "640", "--batch", "1"),
+            *("--backends", "inductor-fp32,inductor-int8,openvino-fp32,openvino-int8,onnxruntime-fp32"),
+            *("--calib", str(images), "--rounds", "10", "--iters", "100", "--warmup", "3"),
+            *("--check-images", *(str(p) for p in sorted(images.glob("scene_*.jpg")))),
+        ]
+    raise SystemExit(f"unknown preset {name!r}: cpu, gpu or backends")
 
 
 def main(argv: list[str]) -> int:

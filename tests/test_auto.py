@@ -139,3 +139,14 @@ def test_nothing_passes_falls_back_to_inductor_fp32(tmp_path):
     assert (choice.backend, choice.dtype) == ("inductor", "fp32")
     assert fakes.built.count(("inductor", "fp32")) == 2  # its gated copy was dropped, the fallback rebuilt
     assert "no candidate passed" in choice.reason
+
+
+def test_default_key_names_this_machine():
+    import torch
+
+    from yolostream.engine.runtime import cpu_flags
+
+    key = cache_key("abc123", BUCKETS, {"imgsz": 320})
+    assert key["cpu_flags"] == sorted(cpu_flags())
+    assert key["versions"]["torch"] == torch.__version__
+    assert key["buckets"] == ["1x320x320", "4x320x320"]

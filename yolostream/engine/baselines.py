@@ -137,12 +137,13 @@ class OnnxRuntimeRunner:
 
     ``threads`` intra-op threads (default: `default_threads`); inter-op 1, since a YOLO graph is one chain with no
     independent branches wide enough to pay for a second pool; every graph optimisation on (fusions, layout).
+    ``spinning=False``: idle threads sleep at once (for a session sharing the process with torch work).
     """
 
     name: ClassVar[str] = "onnxruntime"
     precision = "fp32"
 
-    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None, spinning: bool = True) -> None:
         _require("onnx", "onnxruntime")
         ort = importlib.import_module("onnxruntime")
         self.path = _check_file(path)
@@ -153,6 +154,10 @@ class OnnxRuntimeRunner:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spinning:
+            # Idle pool threads otherwise spin for a while after each run, taking the cores from whatever torch
+            # runs next in the same process (the backend's pre- and postprocessing).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types; name the file in ours

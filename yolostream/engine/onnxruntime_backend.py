@@ -44,7 +44,7 @@ def build_sessions(
                 path = export_onnx(
                     model, Path(tmp) / f"{bucket}.onnx", (bucket.height, bucket.width), bucket.batch, one2one=one2one
                 )
-            runner = OnnxRuntimeRunner(path, threads=threads)
+            runner = OnnxRuntimeRunner(path, threads=threads, spinning=False)
             sessions[bucket], version = runner, runner.version
             seconds[str(bucket)] = time.perf_counter() - start
             log.info("onnxruntime: built bucket %s in %.1fs", bucket, seconds[str(bucket)])

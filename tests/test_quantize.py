@@ -1,0 +1,142 @@
+"""INT8: calibration inputs, the layers kept in float, the accuracy gate (it rejects a broken quantization), and
+the lowered INT8 paths (Inductor JIT, the `quantize` package, OpenVINO NNCF) against eager fp32 on the fixtures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from yolostream.api import load
+from yolostream.cli.main import main as cli
+from yolostream.detector import Detector
+from yolostream.engine.backends import backend_available
+from yolostream.engine.buckets import Bucket
+from yolostream.errors import ConfigError
+from yolostream.graph import InferenceGraph
+from yolostream.quant.calibration import calibration_batches, calibration_files
+from yolostream.quant.gate import accuracy_gate, match_share, validation_twin
+from yolostream.quant.pt2e import available, float_layers, quantize_network
+
+IMGSZ = 320
+BUCKET = Bucket(1, IMGSZ, IMGSZ)
+needs_torchao = pytest.mark.skipif(not available(), reason="torchao not installed (the int8 extra)")
+
+
+@pytest.fixture(scope="module")
+def ref(fixtures):
+    return load(fixtures / "checkpoints" / "yolo11n-shapes.pt", imgsz=IMGSZ)
+
+
+@pytest.fixture(scope="module")
+def calib(fixtures):
+    return calibration_files(fixtures / "images" / "synth")
+
+
+def _fake_quant(ref: Detector, network) -> Detector:
+    """The converted network run eagerly: q/dq in float, the arithmetic Inductor lowers to int8 kernels."""
+    return Detector(None, ref.spec, ref.names, ref.config, runner=InferenceGraph(network, ref.graph_config))
+
+
+# --- calibration inputs and float layers (no quantization) ------------------------------------------------
+
+
+def test_calibration_batches_letterbox_and_cycle(calib):
+    batches = calibration_batches(calib, Bucket(4, 256, 320))
+    assert len(calib) == 6 and len(batches) == 2  # 6 pictures fill 2 batches of 4, the last cycled from the first
+    assert all(b.shape == (4, 3, 256, 320) and b.dtype == torch.uint8 for b in batches)
+    assert torch.equal(batches[1][2], batches[0][0])
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("missing-folder", "no such file or folder"), ("empty", "no pictures")],
+)
+def test_calibration_errors(tmp_path, source, message):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=message):
+        calibration_files(tmp_path / source)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # stem + the last 1x1 conv of each box (cv2) and class (cv3) branch at three levels
+        ("yolo11n-shapes", 1 + 2 * 3),
+        ("yolo26n-shapes", 1 + 4 * 3),  # the one-to-one copies too
+    ],
+)
+def test_float_layers(fixtures, name, expected):
+    model = load(fixtures / "checkpoints" / f"{name}.pt", imgsz=IMGSZ).model
+    names = float_layers(model)
+    assert len(names) == expected and names[0] == "backbone.stem" and "head.cv3.2.2" in names
+    modules = dict(model.named_modules())
+    assert all(n in modules for n in names)
+    with pytest.raises(ConfigError, match="unknown layer group"):
+        float_layers(model, ("backbone",))
+
+
+# --- the accuracy gate ---------------------------------------------------------------------------------------
+
+
+@needs_torchao
+@pytest.mark.slow
+def test_gate_passes_real_calibration_and_rejects_a_broken_one(fixtures, ref, calib):
+    data = fixtures / "datasets" / "shapes" / "data.yaml"
+    pictures = [str(p) for p in calib]
+    ref_val = validation_twin(ref, ref.model)
+    good = quantize_network(ref.model, {BUCKET: calibration_batches(calib, BUCKET)})
+    # Calibrated on black pictures, every activation range collapses to ~0: all real activations saturate.
+    black = quantize_network(ref.model, {BUCKET: [torch.zeros(1, 3, IMGSZ, IMGSZ, dtype=torch.uint8)]})
+    passed = accuracy_gate(ref, _fake_quant(ref, good), pictures, val=(ref_val, validation_twin(ref, good), data))
+    broken = accuracy_gate(ref, _fake_quant(ref, black), pictures, val=(ref_val, validation_twin(ref, black), data))
+    assert passed.passed, passed.reason
+    assert passed.map_drop is not None and passed.map_drop <= 0.01 and passed.match_share >= 0.9
+    assert not broken.passed and broken.map_drop > 0.01 and "mAP50-95 drops" in broken.reason
+    assert broken.map_ref == passed.map_ref  # the same fp32 reference both times
+
+
+# --- lowered INT8 -------------------------------------------------------------------------------------------
+
+
+@needs_torchao
+@pytest.mark.slow
+def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib):
+    det = load(
+        fixtures / "checkpoints" / "yolo11n-shapes.pt", imgsz=IMGSZ, backend="inductor", dtype="int8", calib=calib
+    )
+    assert det.config.dtype == "int8" and det.runner.dtype == "int8"
+    share, n_ref, _ = match_share(ref, det, [str(p) for p in calib])
+    # INT8 moves scores by ~0.01: a detection near the 0.25 threshold may come or go, the rest stay.
+    assert n_ref >= 10 and share >= 0.9
+
+
+@pytest.mark.skipif(not backend_available("openvino", "int8"), reason="openvino / nncf not installed")
+@pytest.mark.slow
+def test_openvino_int8_keeps_the_fp32_detections(fixtures, ref, calib):
+    det = load(
+        fixtures / "checkpoints" / "yolo11n-shapes.pt", imgsz=IMGSZ, backend="openvino", dtype="int8", calib=calib
+    )
+    share, n_ref, _ = match_share(ref, det, [str(p) for p in calib])
+    assert n_ref >= 10 and share >= 0.9  # same tolerance as the Inductor INT8 path
+
+
+@needs_torchao
+@pytest.mark.slow
+def test_quantize_command_writes_a_gated_package(fixtures, tmp_path, capsys):
+    out = tmp_path / "shapes.int8.pt2"
+    model = fixtures / "checkpoints" / "yolo11n-shapes.pt"
+    data = fixtures / "datasets" / "shapes" / "data.yaml"
+    code = cli(["quantize", str(model), "--calib", str(fixtures / "images" / "synth"), "--val", str(data),
+                "--imgsz", str(IMGSZ), "--out", str(out)])  # fmt: skip
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and doc["gate"]["passed"] and doc["package"] == str(out)
+    assert doc["lowered_match_share"] >= 0.9  # the real int8 kernels, not only the fake-quant simulation
+    served = load(out)
+    assert served.config.dtype == "int8" and served.runner.metadata["quantization"]["gate"]["passed"]
+
+
+def test_quantize_command_rejects_unknown_float_groups(fixtures, capsys):
+    assert cli(["quantize", str(fixtures / "checkpoints" / "yolo11n-shapes.pt"), "--keep-float", "neck"]) == 1
+    assert "--keep-float ['neck']" in capsys.readouterr().err
