@@ -23,7 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint to fine-tune, or a family+scale such as yolo11n")
     p.add_argument("--epochs", type=int, default=50, help="epochs (default 50)")
     p.add_argument("--imgsz", type=int, default=640, help="training picture side, multiple of 32 (default 640)")
-    p.add_argument("--batch", type=int, default=16, help="pictures per step (default 16; gradients accumulate to 64)")
+    p.add_argument("--batch", type=int, default=16, help="pictures per step (default 16)")
+    p.add_argument(
+        "--nbs", type=int, default=64, help="nominal batch: gradients accumulate to it per optimiser step (default 64)"
+    )
     p.add_argument("--lr0", type=float, default=0.01, help="initial learning rate for sgd/adamw (default 0.01)")
     p.add_argument("--lrf", type=float, default=0.01, help="final learning rate as a fraction of lr0 (default 0.01)")
     p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay instead of linear")
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
+        nbs=args.nbs,
         optimizer=args.optimizer,
         lr0=args.lr0,
         lrf=args.lrf,
