@@ -127,3 +127,29 @@ def test_fine_tuning_raises_held_out_map(fixtures, tmp_path):
     after = validate(yolostream.load(result.last, imgsz=320), data, imgsz=320, batch=8)["map50_95"]
     # The held-out 20 pictures were never trained on; the base model saw similar, not these, pictures.
     assert after > before + 0.02, (before, after)
+
+
+def test_bad_training_pictures_and_labels_are_reported_and_skipped(fixtures, tmp_path):
+    images = sorted((fixtures / "datasets" / "shapes" / "images" / "val").glob("*.jpg"))[:16]
+    root = tmp_path / "ds"
+    for sub in ("images/train", "labels/train"):
+        (root / sub).mkdir(parents=True)
+    for p in images:
+        (root / "images/train" / p.name).write_bytes(p.read_bytes())
+        (root / "labels/train" / f"{p.stem}.txt").write_text(
+            (p.parents[2] / "labels/val" / f"{p.stem}.txt").read_text()
+        )
+    (root / "images/train" / "empty.jpg").write_bytes(b"")  # an empty picture
+    (root / "images/train" / images[1].name).write_bytes(images[1].read_bytes()[:300])  # truncated
+    (root / "labels/train" / f"{images[2].stem}.txt").write_text("7 0.5 0.5 0.2 0.2\n")  # class 7 of 3
+    data = tmp_path / "data.yaml"
+    val = str(fixtures / "datasets" / "shapes" / "images" / "val")
+    data.write_text(yaml.safe_dump({"path": str(root), "train": "images/train", "val": val, "names": NAMES}))
+    from yolostream.train.trainer import Trainer
+
+    trainer = Trainer(_tiny(data, tmp_path / "run", epochs=1), progress=False)
+    skipped = {p.name for p, _ in trainer.skipped}
+    assert skipped == {"empty.jpg", images[1].name, images[2].name}
+    assert len(trainer.dataset) == 14
+    trainer.train()  # the run goes through on what is left
+    assert (tmp_path / "run" / "last.safetensors").is_file()

@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same run (default 0)")
     p.add_argument("--val-every", type=int, default=1, help="validate every K epochs (default 1; always at the end)")
     p.add_argument("--mosaic", type=float, default=None, help="mosaic probability (default 1.0)")
+    p.add_argument("--cache", action="store_true", help="keep decoded training pictures in memory (faster mosaic)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.state.pt")
     p.add_argument("--out", default="runs/train", help="output folder (default runs/train)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         compile=args.compile,
         val_every=args.val_every,
+        cache=args.cache,
         aug=aug,
     )
     result = train(cfg, resume=args.resume, progress=not args.quiet)

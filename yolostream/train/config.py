@@ -24,6 +24,7 @@ class TrainConfig:
     dtype: ``fp32``; ``bf16`` autocasts forward and backward (CPU with native bf16 or GPU), ``fp16`` (GPU,
         with loss scaling). compile: torch.compile the model's training forward. channels_last: NHWC
         activations (oneDNN's fast convolution layout; 2-3x faster training steps on the CPU).
+    cache: keep the decoded training pictures in memory (about 3 * imgsz^2 bytes each; mosaic twice as fast).
     val_every: validate the EMA weights every k epochs (always after the last one).
     hyp: loss gains (box, cls, dfl). aug: augmentation settings (see `yolostream.train.data`).
     """
@@ -52,6 +53,7 @@ class TrainConfig:
     dtype: str = "fp32"
     compile: bool = False
     channels_last: bool = True
+    cache: bool = False
     val_every: int = 1
     val_batch: int = 16
     patience: int = 0

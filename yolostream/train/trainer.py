@@ -93,7 +93,9 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(cfg.device)
         seed_everything(cfg.seed)
-        train_split = load_yolo_dataset(cfg.data, split="train")
+        # Training skips (and reports) bad pictures and label files; validation reads its split strictly, here
+        # at the start, so a broken val set is a clear error now rather than a crash after the first epoch.
+        train_split = load_yolo_dataset(cfg.data, split="train", on_error="skip")
         self.val_split = load_yolo_dataset(cfg.data, split="val")
         self.names = dict(train_split.names)
         self.tm = build_model(cfg, self.names)
@@ -102,7 +104,12 @@ class Trainer:
         self.model = self.tm.model.to(self.device, memory_format=memory)
         self.loss = build_loss(self.model, self.tm.spec, cfg.hyp)
         aug = AugmentConfig(**cfg.aug)
-        self.dataset = TrainDataset(train_split, cfg.imgsz, augment=True, aug=aug, seed=cfg.seed)
+        self.dataset = TrainDataset(train_split, cfg.imgsz, augment=True, aug=aug, seed=cfg.seed, cache=cfg.cache)
+        self.skipped = list(self.dataset.skipped)
+        if self.skipped:
+            shown = "; ".join(f"{p}: {why}" for p, why in self.skipped[:5])
+            more = f" (+{len(self.skipped) - 5} more)" if len(self.skipped) > 5 else ""
+            log.warning("skipping %d unusable training pictures: %s%s", len(self.skipped), shown, more)
         if len(self.dataset) == 0:
             raise ConfigError(f"{cfg.data}: the train split has no usable pictures")
         self.batches = math.ceil(len(self.dataset) / cfg.batch)
