@@ -3,17 +3,19 @@
 For every ground-truth box g and anchor a the alignment metric is ``t = s^alpha * u^beta``: ``s`` the
 predicted probability of g's class at a, ``u`` the CIoU (clamped at 0) of a's predicted box with g. An anchor
 is a candidate of g when its centre lies inside g; each g keeps its ``topk`` candidates of highest t. An
-anchor kept by several boxes goes to the one its prediction overlaps most. The one-to-one variant then
-keeps, per box, only its ``topk2`` best anchors (1: one anchor per object, what an NMS-free head learns).
-The soft class target of a positive anchor is t normalised per box: ``t / max_t * max_u`` over that box's
-positives, so the best-aligned anchor of a box aims at that box's best IoU.
+anchor kept by several boxes goes to the box, among all boxes containing it, that its prediction overlaps
+most (the first on a tie). The one-to-one variant then keeps, per box, only its ``topk2`` best remaining
+anchors (1: one anchor per object, what an NMS-free head learns). The soft class target of a positive is
+t normalised per box, ``t / max_t * max_u`` over that box's positives: the best-aligned anchor of a box
+aims at that box's best IoU.
 
 Small objects: a box narrower or shorter than the finest stride may hold no anchor centre at all and would
 never be learned; for the "centre inside" test only, such a side is widened about the box centre to
 ``min_size`` (the finest stride). This is the small-target-aware assignment (STAL) Ultralytics 8.4 describes
 for YOLO26; the reference batch has no box under 24 px, so the fixtures do not check it (a hand case does).
 
-Everything is batched: ``[B, M, A]`` tensors over images, (padded) boxes and anchors, no Python loop.
+Cost: only the top-k selection looks at every (picture, box, anchor) triple; everything after it works on
+the K = M x topk selected slots per picture, so the result comes as fixed-size lists (static shapes).
 """
 
 from __future__ import annotations
@@ -23,21 +25,33 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from yolostream.models.head import make_anchors
 from yolostream.train.ciou import ciou
 
 
 class Assignment(NamedTuple):
-    """What the loss needs per anchor.
+    """The positives of each picture as K = M x topk slots (no picture has more), ``mask`` marking the used ones.
 
-    boxes: [B, A, 4] xyxy, the assigned ground-truth box (same frame as the inputs; meaningless where not fg).
-    scores: [B, A, nc] soft class targets (0 except the assigned class of positive anchors).
-    fg: [B, A] bool, positive anchors. gt_index: [B, A] int64, index of the assigned box in the padded list.
+    anchor [B, K] int64 anchor index; gt [B, K] int64 index of the assigned box in the padded list; label
+    [B, K] its class; box [B, K, 4] the box (xyxy, frame of the inputs); weight [B, K] the soft class target
+    (0 on unused slots); mask [B, K] bool. An anchor appears in at most one used slot.
     """
 
-    boxes: Tensor
-    scores: Tensor
-    fg: Tensor
-    gt_index: Tensor
+    anchor: Tensor
+    gt: Tensor
+    label: Tensor
+    box: Tensor
+    weight: Tensor
+    mask: Tensor
+
+    def dense(self, a: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Per anchor: fg [B, A] bool, gt index [B, A] int64 (0 off fg), weight [B, A]."""
+        b = self.anchor.shape[0]
+        idx = torch.where(self.mask, self.anchor, a)  # unused slots write to a spare column, cut off below
+        fg = torch.zeros(b, a + 1, dtype=torch.bool, device=idx.device).scatter_(1, idx, True)[:, :a]
+        gt = torch.zeros(b, a + 1, dtype=torch.long, device=idx.device).scatter_(1, idx, self.gt)[:, :a]
+        weight = torch.zeros(b, a + 1, dtype=self.weight.dtype, device=idx.device).scatter_(1, idx, self.weight)
+        return fg, gt, weight[:, :a]
 
 
 def widen(boxes: Tensor, min_size: float) -> Tensor:
@@ -47,19 +61,30 @@ def widen(boxes: Tensor, min_size: float) -> Tensor:
     return torch.cat((centre - half, centre + half), -1)
 
 
-def anchors_inside(anchors: Tensor, gt_boxes: Tensor, eps: float = 1e-9) -> Tensor:
-    """[A, 2] anchor centres (x, y) and [B, M, 4] xyxy boxes -> [B, M, A] bool, centre strictly inside."""
-    x, y = anchors[:, 0], anchors[:, 1]
-    x1, y1, x2, y2 = (t.unsqueeze(-1) for t in gt_boxes.unbind(-1))  # [B, M, 1] each
-    margin = torch.minimum(torch.minimum(x - x1, y - y1), torch.minimum(x2 - x, y2 - y))
-    return margin > eps
+def inside(points: Tensor, boxes: Tensor, eps: float = 1e-9) -> Tensor:
+    """Points [..., 2] (x, y) strictly inside xyxy boxes [..., 4] (broadcast) -> bool [...]."""
+    x, y = points.unbind(-1)
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return (x - x1 > eps) & (y - y1 > eps) & (x2 - x > eps) & (y2 - y > eps)
 
 
-def topk_mask(metric: Tensor, k: int) -> Tensor:
-    """[..., A] -> [..., A] bool, True at the ``k`` largest entries of each row (k clipped to A)."""
-    k = min(k, metric.shape[-1])
-    idx = metric.topk(k, dim=-1, largest=True).indices
-    return torch.zeros_like(metric, dtype=torch.bool).scatter_(-1, idx, True)
+def inside_grid(levels: list[tuple[int, int, float]], boxes: Tensor, eps: float = 1e-9) -> Tensor:
+    """Which anchor centres lie strictly inside each xyxy box [B, M, 4]: bool [B, M, A].
+
+    The anchors are the cell centres ((i + 0.5) * stride, pixels) of the (H, W, stride) levels, in
+    `make_anchors`' order. The test is separable (inside in x and inside in y), so it is done per column
+    and per row and joined by one outer AND, instead of four comparisons over all B x M x A triples; the
+    centres and differences are the same floats as in `inside`, so are the answers.
+    """
+    x1, y1, x2, y2 = (t.unsqueeze(-1) for t in boxes.unbind(-1))  # [B, M, 1]
+    out = []
+    for h, w, s in levels:
+        xs = (torch.arange(w, device=boxes.device, dtype=boxes.dtype) + 0.5) * s
+        ys = (torch.arange(h, device=boxes.device, dtype=boxes.dtype) + 0.5) * s
+        in_x = (xs - x1 > eps) & (x2 - xs > eps)  # [B, M, W]
+        in_y = (ys - y1 > eps) & (y2 - ys > eps)  # [B, M, H]
+        out.append((in_y.unsqueeze(-1) & in_x.unsqueeze(-2)).flatten(-2))
+    return torch.cat(out, -1)
 
 
 class TaskAlignedAssigner:
@@ -81,63 +106,88 @@ class TaskAlignedAssigner:
         self.nc, self.topk, self.alpha, self.beta, self.min_size, self.eps = nc, topk, alpha, beta, min_size, eps
         self.topk2 = topk if topk2 is None else topk2
 
+    def _metric(self, logit: Tensor, iou: Tensor) -> Tensor:
+        return logit.float().sigmoid().pow(self.alpha) * iou.pow(self.beta)
+
     @torch.no_grad()
     def __call__(
         self,
-        pd_scores: Tensor,
+        pd_logits: Tensor,
         pd_boxes: Tensor,
-        anchors: Tensor,
+        levels: list[tuple[int, int, float]],
         gt_labels: Tensor,
         gt_boxes: Tensor,
         gt_mask: Tensor,
     ) -> Assignment:
         """Assign ground truth to anchors.
 
-        pd_scores [B, A, nc] class probabilities (after sigmoid); pd_boxes [B, A, 4] predicted xyxy; anchors
-        [A, 2] centres (x, y); gt_labels [B, M] int64; gt_boxes [B, M, 4] xyxy; gt_mask [B, M] bool (False on
-        padding). Boxes and anchors in one frame (input pixels). M may be 0.
+        pd_logits [B, A, nc] class logits (a view of the head's [B, nc, A] is fine); pd_boxes [B, A, 4]
+        predicted xyxy in input pixels; levels: (H, W, stride) of each feature map, whose cell centres are
+        the A anchors (`make_anchors` order); gt_labels [B, M] int64; gt_boxes [B, M, 4] xyxy input pixels;
+        gt_mask [B, M] bool (False on padding). M may be 0.
         """
-        b, a, _ = pd_scores.shape
-        m = gt_boxes.shape[1]
-        if m == 0:
-            zeros = torch.zeros_like(pd_boxes)
-            fg = torch.zeros(b, a, dtype=torch.bool, device=pd_scores.device)
-            return Assignment(
-                zeros, torch.zeros_like(pd_scores), fg, torch.zeros(b, a, dtype=torch.long, device=fg.device)
-            )
+        b, a, _ = pd_logits.shape
+        m, k = gt_boxes.shape[1], min(self.topk, a)
+        if m == 0:  # no ground truth in the whole batch: no positives, empty lists
+            e = torch.zeros(b, 0, dtype=torch.long, device=pd_logits.device)
+            return Assignment(e, e, e, gt_boxes.new_zeros(b, 0, 4), pd_boxes.new_zeros(b, 0), e.bool())
+        cand = gt_boxes if self.min_size is None else widen(gt_boxes, self.min_size)
+        # Padding becomes a box no centre is inside (cheaper than masking the [B, M, A] result).
+        cand = torch.where(gt_mask.unsqueeze(-1), cand, -1.0)
+        valid = inside_grid(levels, cand)  # [B, M, A]
+        top = self._candidate_metric(valid, pd_logits, pd_boxes, gt_labels, gt_boxes).topk(k, dim=-1)
+        anchor = top.indices.reshape(b, m * k)  # slot (g, j): the j-th best anchor of box g
+        listed = valid.gather(-1, top.indices).reshape(b, m * k)  # fewer than k candidates: the rest are not
 
-        candidates = gt_boxes if self.min_size is None else widen(gt_boxes, self.min_size)
-        valid = anchors_inside(anchors, candidates) & gt_mask.unsqueeze(-1)  # [B, M, A]
-        # Score of each box's own class at every anchor: [B, nc, A] gathered by label -> [B, M, A].
-        cls_score = pd_scores.transpose(1, 2).gather(1, gt_labels.unsqueeze(-1).expand(b, m, a))
-        overlaps = ciou(gt_boxes.unsqueeze(2), pd_boxes.unsqueeze(1)).clamp(min=0)  # [B, M, A]
-        overlaps = torch.where(valid, overlaps, 0.0)
-        metric = torch.where(valid, cls_score.pow(self.alpha) * overlaps.pow(self.beta), 0.0)
+        # Every listed anchor against every box of its picture: [B, K, M]; the winner of a contested anchor
+        # may be a box that did not list it.
+        points, stride = make_anchors([(h, w) for h, w, _ in levels], [s for _, _, s in levels], pd_boxes)
+        pts = (points * stride)[anchor].unsqueeze(2)  # [B, K, 1, 2] pixels
+        pred = pd_boxes.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4)).unsqueeze(2)  # [B, K, 1, 4]
+        v_all = inside(pts, cand.unsqueeze(1))
+        iou_all = torch.where(v_all, ciou(gt_boxes.unsqueeze(1), pred).clamp(min=0), 0.0)
+        logit = pd_logits.gather(1, anchor.unsqueeze(-1).expand(-1, -1, pd_logits.shape[-1]))  # [B, K, nc]
+        logit = logit.gather(2, gt_labels.unsqueeze(1).expand(-1, m * k, -1))  # [B, K, M]
+        met_all = torch.where(v_all, self._metric(logit, iou_all), 0.0)
 
-        pos = topk_mask(metric, self.topk) & valid  # [B, M, A]
-        pos = self._resolve_conflicts(pos, overlaps)
+        owner = torch.arange(m, device=anchor.device).repeat_interleave(k).expand(b, -1)
+        slot = torch.arange(m * k, device=anchor.device).expand(b, -1)
+        count = torch.zeros(b, a, dtype=torch.long, device=anchor.device).scatter_add_(1, anchor, listed.long())
+        contested = count.gather(1, anchor) > 1
+        gt = torch.where(contested, iou_all.argmax(-1), owner)
+        # One slot per anchor: the first listing it (all its slots now name the same box).
+        first = torch.full((b, a), m * k, dtype=torch.long, device=anchor.device)
+        first = first.scatter_reduce_(1, anchor, torch.where(listed, slot, m * k), "amin")
+        pos = listed & (first.gather(1, anchor) == slot)
+        metric = met_all.gather(-1, gt.unsqueeze(-1)).squeeze(-1)  # [B, K]
+        overlap = iou_all.gather(-1, gt.unsqueeze(-1)).squeeze(-1)
+
+        member = pos.unsqueeze(1) & (gt.unsqueeze(1) == torch.arange(m, device=gt.device).view(1, m, 1))  # [B, M, K]
         if self.topk2 < self.topk:
-            pos = topk_mask(metric * pos, self.topk2) & pos
-        return self._targets(pos, metric, overlaps, gt_labels, gt_boxes)
+            rank = torch.where(member, metric.unsqueeze(1), -1.0).topk(min(self.topk2, m * k), dim=-1).indices
+            member &= torch.zeros_like(member).scatter_(-1, rank, True)
+            pos = member.any(1)
+        best_metric = torch.where(member, metric.unsqueeze(1), 0.0).amax(-1)  # [B, M]
+        best_overlap = torch.where(member, overlap.unsqueeze(1), 0.0).amax(-1)
+        scale = best_overlap / (best_metric + self.eps)
+        weight = torch.where(pos, metric * scale.gather(1, gt), 0.0)
+        box = gt_boxes.gather(1, gt.unsqueeze(-1).expand(-1, -1, 4))
+        return Assignment(anchor, gt, gt_labels.gather(1, gt), box, weight, pos)
 
-    @staticmethod
-    def _resolve_conflicts(pos: Tensor, overlaps: Tensor) -> Tensor:
-        """An anchor positive for several boxes keeps only the box its prediction overlaps most."""
-        multi = pos.sum(1, keepdim=True) > 1  # [B, 1, A]
-        best = torch.zeros_like(pos).scatter_(1, overlaps.argmax(1, keepdim=True), True)
-        return torch.where(multi, best, pos)
+    def _candidate_metric(
+        self, valid: Tensor, pd_logits: Tensor, pd_boxes: Tensor, gt_labels: Tensor, gt_boxes: Tensor
+    ) -> Tensor:
+        """Alignment metric of every (picture, box, anchor) candidate, 0 elsewhere: [B, M, A].
 
-    def _targets(
-        self, pos: Tensor, metric: Tensor, overlaps: Tensor, gt_labels: Tensor, gt_boxes: Tensor
-    ) -> Assignment:
-        fg = pos.any(1)  # [B, A]
-        gt_index = pos.to(torch.uint8).argmax(1)  # [B, A]
-        boxes = gt_boxes.gather(1, gt_index.unsqueeze(-1).expand(-1, -1, 4))  # [B, A, 4]
-        labels = gt_labels.gather(1, gt_index)  # [B, A]
-        metric = metric * pos
-        best_metric = metric.amax(-1, keepdim=True)  # [B, M, 1]
-        best_overlap = (overlaps * pos).amax(-1, keepdim=True)
-        norm = (metric * best_overlap / (best_metric + self.eps)).amax(1)  # [B, A]
-        onehot = torch.nn.functional.one_hot(labels, self.nc).to(metric.dtype)
-        scores = onehot * (norm * fg).unsqueeze(-1)
-        return Assignment(boxes, scores, fg, gt_index)
+        Eagerly only the candidate pairs are computed (a few % of B x M x A); compiled, all pairs then
+        masked, which keeps the shapes static and fuses into one kernel. The same values either way.
+        """
+        if torch.compiler.is_compiling():
+            m, a = valid.shape[1:]
+            logit = pd_logits.transpose(1, 2).gather(1, gt_labels.unsqueeze(-1).expand(-1, m, a))
+            iou = ciou(gt_boxes.unsqueeze(2), pd_boxes.unsqueeze(1)).clamp(min=0)
+            return torch.where(valid, self._metric(logit, iou), 0.0)
+        bi, mi, ai = valid.nonzero(as_tuple=True)
+        iou = ciou(gt_boxes[bi, mi], pd_boxes[bi, ai]).clamp(min=0)
+        metric = self._metric(pd_logits[bi, ai, gt_labels[bi, mi]], iou)
+        return torch.zeros(valid.shape, dtype=metric.dtype, device=metric.device).index_put_((bi, mi, ai), metric)

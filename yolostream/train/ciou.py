@@ -20,9 +20,8 @@ EPS = 1e-7
 def ciou(a: Tensor, b: Tensor, eps: float = EPS) -> Tensor:
     """CIoU of ``a`` and ``b``, xyxy boxes ``[..., 4]`` broadcast against each other -> ``[...]``.
 
-    Any frame (pixels or stride units): only the ``eps`` terms are not scale-free. ``alpha`` is held
-    constant for the gradient, as the paper prescribes (it only weighs ``v``; its own gradient would pull
-    the boxes towards degenerate aspect ratios).
+    Any frame (pixels or stride units): only the ``eps`` terms are not scale-free. ``alpha`` is a weight held
+    constant in the gradient: so the reference's gradient norms agree to ~1e-7 (8e-5 with its gradient).
     """
     ax1, ay1, ax2, ay2 = a.unbind(-1)
     bx1, by1, bx2, by2 = b.unbind(-1)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from yolostream.models.head import HeadOutput, make_anchors
@@ -28,6 +27,7 @@ from yolostream.models.yolo import YOLO
 from yolostream.train.assigner import Assignment, TaskAlignedAssigner
 from yolostream.train.ciou import ciou
 from yolostream.train.targets import ground_truth, ltrb_targets
+from yolostream.train.terms import dfl_loss, sparse_soft_bce
 
 DEFAULT_HYP: dict[str, float] = {"box": 7.5, "cls": 0.5, "dfl": 1.5}
 Branch = tuple[HeadOutput, list[tuple[int, int]]]
@@ -47,20 +47,6 @@ def train_outputs(model: YOLO, img: Tensor) -> Outputs:
     if model.head.end2end:
         out["one2one"] = (model.head.branch([f.detach() for f in feats], one2one=True), shapes)
     return out
-
-
-def dfl_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Distribution focal loss (GFL, Li et al. 2020), mean over the four sides: [..., 4, R], [..., 4] -> [...].
-
-    A target distance t in bins [0, R - 1) is the two-bin distribution (floor(t), floor(t) + 1) with weights
-    (floor(t) + 1 - t, t - floor(t)); the loss is its cross-entropy against softmax(logits).
-    """
-    logp = logits.log_softmax(-1)
-    left = target.floor().long()
-    w_left = left + 1 - target
-    lp = logp.gather(-1, left.unsqueeze(-1)).squeeze(-1)
-    rp = logp.gather(-1, (left + 1).unsqueeze(-1)).squeeze(-1)
-    return -(lp * w_left + rp * (1 - w_left)).mean(-1)
 
 
 class DetectionLoss:
@@ -98,15 +84,27 @@ class DetectionLoss:
             return self._loss(out.boxes.float(), out.scores.float(), shapes, batch, imgsz)
 
     def _decode(self, dist: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
-        """[B, A, 4 * reg_max] -> (side distances [B, A, 4], boxes xyxy [B, A, 4]), stride units."""
-        b, a, _ = dist.shape
+        """[..., 4 * reg_max] with anchor centres [..., 2] -> (side distances, xyxy boxes) [..., 4], stride units."""
         if self.reg_max > 1:
             bins = torch.arange(self.reg_max, dtype=dist.dtype, device=dist.device)
-            ltrb = dist.view(b, a, 4, self.reg_max).softmax(-1).matmul(bins)
+            ltrb = dist.unflatten(-1, (4, self.reg_max)).softmax(-1).matmul(bins)
         else:
             ltrb = dist
         lt, rb = ltrb.chunk(2, -1)
         return ltrb, torch.cat((points - lt, points + rb), -1)
+
+    def _decode_all(self, dist: Tensor, points: Tensor) -> Tensor:
+        """Every anchor's box from the head's own layout: [B, 4R, A] -> xyxy [B, A, 4], stride units.
+
+        Softmax over the bins in place (dim 2 of [B, 4, R, A]) rather than after a transpose: no copy of
+        the whole tensor (2.6x faster at 640 px).
+        """
+        b, _, a = dist.shape
+        if self.reg_max > 1:
+            bins = torch.arange(self.reg_max, dtype=dist.dtype, device=dist.device)
+            dist = torch.matmul(bins, dist.view(b, 4, self.reg_max, a).softmax(2))  # [B, 4, A]
+        lt, rb = dist.transpose(1, 2).chunk(2, -1)
+        return torch.cat((points - lt, points + rb), -1)
 
     def _loss(
         self,
@@ -116,50 +114,48 @@ class DetectionLoss:
         batch: dict[str, Tensor],
         imgsz: tuple[int, int],
     ) -> tuple[Tensor, Tensor]:
+        """dist [B, 4R, A] and logits [B, nc, A], the head's own layouts."""
         b = logits.shape[0]
-        dist, logits = dist.transpose(1, 2), logits.transpose(1, 2)  # [B, A, 4R], [B, A, nc]
         points, stride = make_anchors(shapes, list(self.strides), dist)  # [A, 2] stride units, [A, 1] pixels
-        ltrb, pred = self._decode(dist, points)
         labels, gt_boxes, gt_mask = ground_truth(batch, b, imgsz, self.max_boxes)
-        # The assigner sees probabilities and pixel boxes, without gradient.
-        asg = self.assigner(
-            logits.detach().sigmoid(), pred.detach() * stride, points * stride, labels, gt_boxes, gt_mask
-        )
-        score_sum = asg.scores.sum().clamp(min=1)
-        cls = F.binary_cross_entropy_with_logits(logits, asg.scores, reduction="sum") / score_sum
-        box, side = self._box_terms(dist, ltrb, pred, points, stride, asg, score_sum, imgsz)
+        with torch.no_grad():  # the assigner sees every anchor's box, in pixels, without gradient
+            pred = self._decode_all(dist, points) * stride
+            levels = [(h, w, s) for (h, w), s in zip(shapes, self.strides, strict=True)]
+            asg = self.assigner(logits.transpose(1, 2), pred, levels, labels, gt_boxes, gt_mask)
+        weight_sum = asg.weight.sum().clamp(min=1)
+        bi = torch.arange(b, device=logits.device).unsqueeze(1).expand_as(asg.anchor)
+        cls = sparse_soft_bce(logits, bi, asg.label, asg.anchor, asg.weight) / weight_sum
+        box, side = self._box_terms(dist, points, stride, asg, weight_sum, imgsz)
         items = torch.stack((box * self.hyp["box"], cls * self.hyp["cls"], side * self.hyp["dfl"]))
         return items.sum() * b, items.detach()
 
     def _box_terms(
-        self,
-        dist: Tensor,
-        ltrb: Tensor,
-        pred: Tensor,
-        points: Tensor,
-        stride: Tensor,
-        asg: Assignment,
-        score_sum: Tensor,
-        imgsz: tuple[int, int],
+        self, dist: Tensor, points: Tensor, stride: Tensor, asg: Assignment, weight_sum: Tensor, imgsz: tuple[int, int]
     ) -> tuple[Tensor, Tensor]:
-        """(CIoU loss, DFL or L1 loss) over the positive anchors, as masked sums (no data-dependent shapes)."""
-        fg = asg.fg.unsqueeze(-1)  # [B, A, 1]
-        weight = asg.scores.sum(-1)  # [B, A], 0 off the positives
-        target = asg.boxes / stride  # stride units
-        # Off the positives both sides become the same unit box: a finite, zero-loss, zero-gradient filler.
+        """(CIoU loss, DFL or L1 loss): sums over the positives weighted by their soft targets, / ``weight_sum``.
+
+        Only the K listed slots per picture are decoded with gradient (K = M x topk, not A).
+        """
+        s = stride[asg.anchor]  # [B, K, 1]
+        anchor = points[asg.anchor]  # [B, K, 2] stride units
+        dist_k = dist.gather(2, asg.anchor.unsqueeze(1).expand(-1, dist.shape[1], -1)).transpose(1, 2)  # [B, K, 4R]
+        ltrb, pred = self._decode(dist_k, anchor)
+        target = asg.box / s  # stride units
+        # Unused slots become the same unit box on both sides: finite, zero loss, zero gradient.
         unit = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=pred.dtype, device=pred.device)
-        iou = ciou(torch.where(fg, pred, unit), torch.where(fg, target, unit))
-        box = ((1 - iou) * weight).sum() / score_sum
-        t_ltrb = ltrb_targets(points, target)
+        used = asg.mask.unsqueeze(-1)
+        iou = ciou(torch.where(used, pred, unit), torch.where(used, target, unit))
+        box = ((1 - iou) * asg.weight).sum() / weight_sum
+        t_ltrb = ltrb_targets(anchor, target)
         if self.reg_max > 1:
-            # Bins span [0, reg_max - 1]; the right bin of a target must exist, hence the 0.01 margin.
+            # Bins span [0, reg_max - 1]; a target's right-hand bin must exist, hence the 0.01 margin.
             t_ltrb = t_ltrb.clamp(0, self.reg_max - 1 - 0.01)
-            per_anchor = dfl_loss(dist.view(*dist.shape[:2], 4, self.reg_max), t_ltrb)
+            per_slot = dfl_loss(dist_k.unflatten(-1, (4, self.reg_max)), t_ltrb)
         else:
             h, w = imgsz
-            scale = stride / torch.tensor([w, h, w, h], dtype=dist.dtype, device=dist.device)  # [A, 4]
-            per_anchor = ((ltrb - t_ltrb) * scale).abs().mean(-1)
-        side = (torch.where(asg.fg, per_anchor, 0.0) * weight).sum() / score_sum
+            scale = s / torch.tensor([w, h, w, h], dtype=dist.dtype, device=dist.device)  # [B, K, 4]
+            per_slot = ((ltrb - t_ltrb) * scale).abs().mean(-1)
+        side = (torch.where(asg.mask, per_slot, 0.0) * asg.weight).sum() / weight_sum
         return box, side
 
 
