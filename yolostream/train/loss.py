@@ -54,8 +54,11 @@ class DetectionLoss:
 
     ``reg_max`` 1 (YOLO26, a head without a distribution) replaces DFL with an L1 loss on the four side
     distances normalised by the input width/height (the fixtures' ``l1_loss``; its gain is ``hyp["dfl"]``).
-    ``topk``/``topk2``: see `TaskAlignedAssigner`. ``max_boxes`` pads the ground truth to a fixed size
-    (static shapes for ``torch.compile``).
+    ``topk``/``topk2``: see `TaskAlignedAssigner` (its small-box widening uses the finest stride).
+
+    torch.compile: with ``max_boxes`` (the ground truth padded to a fixed M, >= the most labels of any
+    picture) the whole loss, forward and backward, traces with ``fullgraph=True``; without it M is read from
+    the data and the graph breaks there.
     """
 
     def __init__(
@@ -163,9 +166,11 @@ class E2ELoss:
     """Dual-head loss (YOLOv10, YOLO26): one-to-many (top-k 10) and one-to-one (top-k 7, then 1 per object).
 
     total = o2m * total_one2many + o2o * total_one2one; ``items`` are the one-to-one head's (the head that
-    serves NMS-free inference). `update` moves the weights over training: the one-to-many weight starts at
-    0.8 and falls linearly to 0.1 at the last epoch, o2o = 1 - o2m (YOLO26's progressive loss balance: the
-    dense one-to-many signal shapes the features early, the one-to-one head takes over late).
+    serves NMS-free inference). The weights start at o2m 0.8 / o2o 0.2, the reference's first update; call
+    `update(epoch, epochs)` at the start of each epoch: o2m then falls linearly to 0.1 at the last epoch and
+    o2o = 1 - o2m. The dense one-to-many signal shapes the shared features early, the one-to-one head takes
+    over late (the idea of YOLO26's progressive loss balancing; the end point and the linear shape are ours,
+    the fixtures fix only the first update).
     """
 
     O2M_START, O2M_END = 0.8, 0.1
