@@ -138,41 +138,63 @@ class TaskAlignedAssigner:
         top = self._candidate_metric(valid, pd_logits, pd_boxes, gt_labels, gt_boxes).topk(k, dim=-1)
         anchor = top.indices.reshape(b, m * k)  # slot (g, j): the j-th best anchor of box g
         listed = valid.gather(-1, top.indices).reshape(b, m * k)  # fewer than k candidates: the rest are not
+        iou_all, met_all = self._against_all_boxes(anchor, levels, cand, pd_logits, pd_boxes, gt_labels, gt_boxes)
+        gt, pos = self._one_box_per_anchor(anchor, listed, iou_all, a, k)
+        metric = met_all.gather(-1, gt.unsqueeze(-1)).squeeze(-1)  # [B, K]
+        overlap = iou_all.gather(-1, gt.unsqueeze(-1)).squeeze(-1)
+        pos, weight = self._normalise(pos, gt, metric, overlap, m)
+        box = gt_boxes.gather(1, gt.unsqueeze(-1).expand(-1, -1, 4))
+        return Assignment(anchor, gt, gt_labels.gather(1, gt), box, weight, pos)
 
-        # Every listed anchor against every box of its picture: [B, K, M]; the winner of a contested anchor
-        # may be a box that did not list it.
+    def _against_all_boxes(
+        self,
+        anchor: Tensor,
+        levels: list[tuple[int, int, float]],
+        cand: Tensor,
+        pd_logits: Tensor,
+        pd_boxes: Tensor,
+        gt_labels: Tensor,
+        gt_boxes: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """CIoU and metric of every listed anchor [B, K] with every box of its picture: [B, K, M] each.
+
+        A contested anchor may go to a box that did not list it (the one its prediction overlaps most among
+        all boxes holding its centre), so the slots are scored against all M boxes, not only their own.
+        """
+        m, k = gt_boxes.shape[1], anchor.shape[1]
         points, stride = make_anchors([(h, w) for h, w, _ in levels], [s for _, _, s in levels], pd_boxes)
         pts = (points * stride)[anchor].unsqueeze(2)  # [B, K, 1, 2] pixels
         pred = pd_boxes.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4)).unsqueeze(2)  # [B, K, 1, 4]
-        v_all = inside(pts, cand.unsqueeze(1))
-        iou_all = torch.where(v_all, ciou(gt_boxes.unsqueeze(1), pred).clamp(min=0), 0.0)
+        inside_all = inside(pts, cand.unsqueeze(1))
+        iou = torch.where(inside_all, ciou(gt_boxes.unsqueeze(1), pred).clamp(min=0), 0.0)
         logit = pd_logits.gather(1, anchor.unsqueeze(-1).expand(-1, -1, pd_logits.shape[-1]))  # [B, K, nc]
-        logit = logit.gather(2, gt_labels.unsqueeze(1).expand(-1, m * k, -1))  # [B, K, M]
-        met_all = torch.where(v_all, self._metric(logit, iou_all), 0.0)
+        logit = logit.gather(2, gt_labels.unsqueeze(1).expand(-1, k, m))  # [B, K, M]
+        return iou, torch.where(inside_all, self._metric(logit, iou), 0.0)
 
-        owner = torch.arange(m, device=anchor.device).repeat_interleave(k).expand(b, -1)
-        slot = torch.arange(m * k, device=anchor.device).expand(b, -1)
+    @staticmethod
+    def _one_box_per_anchor(anchor: Tensor, listed: Tensor, iou_all: Tensor, a: int, k: int) -> tuple[Tensor, Tensor]:
+        """(box of each slot [B, K], slot kept [B, K]): contested anchors go to their best-overlapping box
+        (the first on a tie) and only the first slot listing an anchor is kept."""
+        b, slots = anchor.shape
+        owner = torch.arange(slots // k, device=anchor.device).repeat_interleave(k).expand(b, -1)
+        slot = torch.arange(slots, device=anchor.device).expand(b, -1)
         count = torch.zeros(b, a, dtype=torch.long, device=anchor.device).scatter_add_(1, anchor, listed.long())
-        contested = count.gather(1, anchor) > 1
-        gt = torch.where(contested, iou_all.argmax(-1), owner)
-        # One slot per anchor: the first listing it (all its slots now name the same box).
-        first = torch.full((b, a), m * k, dtype=torch.long, device=anchor.device)
-        first = first.scatter_reduce_(1, anchor, torch.where(listed, slot, m * k), "amin")
-        pos = listed & (first.gather(1, anchor) == slot)
-        metric = met_all.gather(-1, gt.unsqueeze(-1)).squeeze(-1)  # [B, K]
-        overlap = iou_all.gather(-1, gt.unsqueeze(-1)).squeeze(-1)
+        gt = torch.where(count.gather(1, anchor) > 1, iou_all.argmax(-1), owner)
+        first = torch.full((b, a), slots, dtype=torch.long, device=anchor.device)
+        first = first.scatter_reduce_(1, anchor, torch.where(listed, slot, slots), "amin")
+        return gt, listed & (first.gather(1, anchor) == slot)
 
+    def _normalise(self, pos: Tensor, gt: Tensor, metric: Tensor, overlap: Tensor, m: int) -> tuple[Tensor, Tensor]:
+        """Top-k2 per box, then soft targets t / max_t * max_u per box: (kept [B, K], weight [B, K])."""
         member = pos.unsqueeze(1) & (gt.unsqueeze(1) == torch.arange(m, device=gt.device).view(1, m, 1))  # [B, M, K]
         if self.topk2 < self.topk:
-            rank = torch.where(member, metric.unsqueeze(1), -1.0).topk(min(self.topk2, m * k), dim=-1).indices
+            rank = torch.where(member, metric.unsqueeze(1), -1.0).topk(min(self.topk2, pos.shape[1]), dim=-1).indices
             member &= torch.zeros_like(member).scatter_(-1, rank, True)
             pos = member.any(1)
         best_metric = torch.where(member, metric.unsqueeze(1), 0.0).amax(-1)  # [B, M]
         best_overlap = torch.where(member, overlap.unsqueeze(1), 0.0).amax(-1)
         scale = best_overlap / (best_metric + self.eps)
-        weight = torch.where(pos, metric * scale.gather(1, gt), 0.0)
-        box = gt_boxes.gather(1, gt.unsqueeze(-1).expand(-1, -1, 4))
-        return Assignment(anchor, gt, gt_labels.gather(1, gt), box, weight, pos)
+        return pos, torch.where(pos, metric * scale.gather(1, gt), 0.0)
 
     def _candidate_metric(
         self, valid: Tensor, pd_logits: Tensor, pd_boxes: Tensor, gt_labels: Tensor, gt_boxes: Tensor
