@@ -168,3 +168,19 @@ def test_ground_truth_padding_and_frames():
     assert boxes[0, 0].tolist() == [0.0, 0.0, 32.0, 16.0]
     assert boxes[2, 1].tolist() == [40.0, 0.0, 56.0, 32.0]
     assert ground_truth(batch, 3, (32, 64), max_boxes=5)[2].sum() == 3  # fixed padding keeps every box
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("cls", [0.0, 3.0, 1.0], "class 3 is outside the model's 3 classes"),
+        ("cls", [0.0, -1.0, 1.0], "class -1"),
+        ("batch_idx", [2.0, 0.0, 3.0], "batch_idx 3 is outside the batch of 3 pictures"),
+    ],
+)
+def test_ground_truth_rejects_labels_out_of_range(field, value, message):
+    batch = {"batch_idx": torch.tensor([2.0, 0.0, 2.0]), "cls": torch.tensor([1.0, 0.0, 2.0])}
+    batch["bboxes"] = torch.full((3, 4), 0.5)
+    batch[field] = torch.tensor(value)
+    with pytest.raises(ValueError, match=message):
+        ground_truth(batch, 3, (32, 64), nc=3)

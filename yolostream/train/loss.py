@@ -120,7 +120,7 @@ class DetectionLoss:
         """dist [B, 4R, A] and logits [B, nc, A], the head's own layouts."""
         b = logits.shape[0]
         points, stride = make_anchors(shapes, list(self.strides), dist)  # [A, 2] stride units, [A, 1] pixels
-        labels, gt_boxes, gt_mask = ground_truth(batch, b, imgsz, self.max_boxes)
+        labels, gt_boxes, gt_mask = ground_truth(batch, b, imgsz, self.max_boxes, self.nc)
         with torch.no_grad():  # the assigner sees every anchor's box, in pixels, without gradient
             pred = self._decode_all(dist, points) * stride
             levels = [(h, w, s) for (h, w), s in zip(shapes, self.strides, strict=True)]

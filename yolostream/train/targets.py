@@ -14,7 +14,7 @@ from yolostream.postprocess.boxes import xywh_to_xyxy
 
 
 def ground_truth(
-    batch: dict[str, Tensor], b: int, imgsz: tuple[int, int], max_boxes: int | None = None
+    batch: dict[str, Tensor], b: int, imgsz: tuple[int, int], max_boxes: int | None = None, nc: int | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Flat labels -> ``labels [B, M]`` int64, ``boxes [B, M, 4]`` xyxy input pixels, ``mask [B, M]`` bool.
 
@@ -22,10 +22,20 @@ def ground_truth(
     normalised to the (H, W) = ``imgsz`` input. Objects keep their order within a picture. M is the most
     objects of one picture, or ``max_boxes`` when given: a fixed M keeps the shapes static for
     ``torch.compile`` (objects beyond it are dropped, so the caller picks it >= the batch's largest count).
+
+    Without ``max_boxes`` (eager: M is read from the data anyway) picture indices outside [0, B) and, given
+    ``nc``, classes outside [0, nc) raise ValueError instead of failing deep inside the loss.
     """
     idx = batch["batch_idx"].long().view(-1)
+    cls = batch["cls"].view(-1)
     device = batch["bboxes"].device
     n = idx.shape[0]
+    if max_boxes is None and n:
+        lo, hi, cmin, cmax = torch.stack((idx.min(), idx.max(), cls.min().long(), cls.max().long())).tolist()
+        if lo < 0 or hi >= b:
+            raise ValueError(f"label batch_idx {lo if lo < 0 else hi} is outside the batch of {b} pictures")
+        if nc is not None and (cmin < 0 or cmax >= nc):
+            raise ValueError(f"label class {cmin if cmin < 0 else cmax} is outside the model's {nc} classes")
     # scatter_add rather than bincount: its output size does not depend on the data (compile-friendly).
     counts = torch.zeros(b, dtype=torch.long, device=device).scatter_add_(0, idx, torch.ones_like(idx))
     m = max_boxes if max_boxes is not None else (int(counts.max()) if n else 0)
@@ -38,7 +48,7 @@ def ground_truth(
     labels = torch.zeros(b, m + 1, dtype=torch.long, device=device)
     boxes = torch.zeros(b, m + 1, 4, dtype=torch.float32, device=device)
     mask = torch.zeros(b, m + 1, dtype=torch.bool, device=device)
-    labels[sidx, slot] = batch["cls"].view(-1)[order].long()
+    labels[sidx, slot] = cls[order].long()
     boxes[sidx, slot] = xywh_to_xyxy(batch["bboxes"][order].float() * scale)
     mask[sidx, slot] = True
     return labels[:, :m], boxes[:, :m], mask[:, :m]
