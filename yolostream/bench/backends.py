@@ -122,10 +122,12 @@ def run_backends(
     pictures: Sequence[Picture] = (),
     frame: str | None = None,
     note: str = "",
+    time_eager: bool = True,
     log: Log = lambda message: None,
 ) -> dict[str, Any]:
     """Build every configuration (plus eager fp32, the reference), time them interleaved: ``rounds`` x
-    ``calls`` calls each of network-only and end to end; the JSON-ready document `print_backends` shows."""
+    ``calls`` calls each of network-only and end to end; the JSON-ready document `print_backends` shows.
+    ``time_eager=False``: eager fp32 is still the accuracy reference but is not timed (it is the slowest by far)."""
     threads = set_threads(threads)
     env = environment(__import__("torch").device("cpu"), threads)
     rows = [_Row(Config("eager", "fp32")), *(_Row(c) for c in configs)]
@@ -137,7 +139,7 @@ def run_backends(
             row.error = f"{type(e).__name__}: {e}"
             log(f"{row.config.name} failed: {row.error}")
     frames = timing_frames(batch, imgsz, frame, seed=0)
-    live = [r for r in rows if r.detector is not None]
+    live = [r for r in rows if r.detector is not None and (time_eager or r.config.backend != "eager")]
     calls_of = {}
     for r in live:
         d = r.detector
@@ -152,12 +154,12 @@ def run_backends(
             for kind, fn in calls_of[r.config].items():
                 r.samples[kind] += measure.time_calls(fn, calls)
     pics = list(pictures) or [("frame", frames[0])]
-    ref = reference(live[0].detector, pics) if live and live[0].config.backend == "eager" else None  # type: ignore[arg-type]
+    ref = reference(rows[0].detector, pics) if rows[0].detector is not None else None
     results = []
     for r in rows:
         item: dict[str, Any] = {"name": r.config.name, "backend": r.config.backend, "dtype": r.config.dtype}
         item.update(variant=r.config.variant or None, build_s=r.build_s, error=r.error)
-        if r.detector is not None:
+        if r.detector is not None and r.samples["network"]:
             item.update({k: summarize(s).to_dict() for k, s in r.samples.items()})
             if ref is not None:
                 item["accuracy"] = check_accuracy(r.detector, ref, pics)
@@ -171,9 +173,9 @@ def run_backends(
 
 def _add_ratios(results: list[dict[str, Any]]) -> None:
     """Network and e2e p50 over eager fp32's, Inductor fp32's and OpenVINO's in the same precision."""
-    ok = {r["name"]: r for r in results if not r.get("error")}
+    ok = {r["name"]: r for r in results if not r.get("error") and "network" in r}
     for r in results:
-        if r.get("error"):
+        if r.get("error") or "network" not in r:
             continue
         refs = {
             "eager": ok.get("eager-fp32"),
@@ -218,6 +220,9 @@ def print_backends(doc: dict[str, Any], console: Any) -> None:
     for r in doc["results"]:
         if r.get("error"):
             table.add_row(r["name"], "-", f"[red]failed: {r['error'][:120]}")
+            continue
+        if "network" not in r:
+            table.add_row(r["name"], f"{r['build_s']:.0f}", "not timed (accuracy reference)")
             continue
         q = r["ratios"]
         fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731

@@ -36,7 +36,9 @@ def _csv(kind: type = str) -> Callable[[str], tuple]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Ultralytics .pt or yolostream .safetensors file")
+    p.add_argument(
+        "model", nargs="?", help="Ultralytics .pt or yolostream .safetensors file (default: the bundled demo model)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
     p.add_argument("--imgsz", type=int, default=640, help="square network input side (default 640)")
     p.add_argument("--batch", type=_csv(int), default=(1,), help="batch sizes, e.g. 1,8,32 (default 1)")
@@ -67,6 +69,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=10, help="--backends: interleaved rounds (default 10)")
     p.add_argument("--calib", nargs="+", default=None, metavar="PATH", help="--backends: int8 calibration pictures")
     p.add_argument("--note", default="", help="a remark kept in the results (e.g. 'shared machine')")
+    p.add_argument(
+        "--no-eager-timing",
+        dest="time_eager",
+        action="store_false",
+        help="--backends: eager fp32 only as the accuracy reference",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,9 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from yolostream.bench.config import BenchConfig
     from yolostream.bench.report import default_stem, print_report, write_json
     from yolostream.bench.suite import run_suite
-    from yolostream.cli.common import stderr
+    from yolostream.cli.common import model_or_demo, stderr
     from yolostream.errors import ConfigError
 
+    args.model = model_or_demo(args.model)
     if args.backends:
         return _run_backends(args)
     config = BenchConfig(
@@ -161,6 +170,7 @@ def _run_backends(args: argparse.Namespace) -> int:
         pictures=[(Path(p).name, p) for p in args.check_images],
         frame=args.frame,
         note=args.note,
+        time_eager=args.time_eager,
         log=lambda message: stderr.print(f"[dim]{message}"),
     )
     print_backends(doc, Console(width=220) if not Console().is_terminal else Console())

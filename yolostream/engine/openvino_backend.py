@@ -20,7 +20,7 @@ from torch import nn
 
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.external import BranchNetwork, ExternalNetwork, Session
-from yolostream.engine.runtime import usable_cores
+from yolostream.engine.runtime import quiet_loggers, usable_cores
 from yolostream.errors import ConfigError
 
 log = logging.getLogger("yolostream.engine")
@@ -47,9 +47,10 @@ def _nncf_quantize(ov_model: Any, batches: Sequence[torch.Tensor]) -> Any:
     # The decode at the end of the graph (anchor offsets, stride scaling, sigmoid, the DFL softmax) stays in
     # float, as the Inductor path keeps the head's outputs: int8 steps there move boxes by whole pixels.
     ignored = nncf.IgnoredScope(types=["Multiply", "Subtract", "Sigmoid", "Softmax"], validate=False)
-    return nncf.quantize(
-        ov_model, data, subset_size=len(batches), preset=nncf.QuantizationPreset.MIXED, ignored_scope=ignored
-    )
+    with quiet_loggers("nncf", level=logging.WARNING):  # it logs every node it leaves in float at INFO
+        return nncf.quantize(
+            ov_model, data, subset_size=len(batches), preset=nncf.QuantizationPreset.MIXED, ignored_scope=ignored
+        )
 
 
 def build_sessions(
