@@ -80,10 +80,21 @@ def test_float_layers(fixtures, name, expected):
 # --- the accuracy gate ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def one_thread():
+    """Eager fake-quant graphs are hundreds of small ops: on a busy machine two OpenMP threads wait on each
+    other at every one of them (minutes instead of seconds); one thread keeps the gate tests' time bounded."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @needs_torchao
 @pytest.mark.slow
-def test_gate_passes_real_calibration_and_rejects_a_broken_one(fixtures, ref, calib):
+def test_gate_passes_real_calibration_and_rejects_a_broken_one(fixtures, ref, one_thread):
     data = fixtures / "datasets" / "shapes" / "data.yaml"
+    calib = calibration_files(fixtures / "images")  # the 8 fixture pictures (scenes and synth), not the val set
     pictures = [str(p) for p in calib]
     ref_val = validation_twin(ref, ref.model)
     good = quantize_network(ref.model, {BUCKET: calibration_batches(calib, BUCKET)})
@@ -92,6 +103,7 @@ def test_gate_passes_real_calibration_and_rejects_a_broken_one(fixtures, ref, ca
     passed = accuracy_gate(ref, _fake_quant(ref, good), pictures, val=(ref_val, validation_twin(ref, good), data))
     broken = accuracy_gate(ref, _fake_quant(ref, black), pictures, val=(ref_val, validation_twin(ref, black), data))
     assert passed.passed, passed.reason
+    # Measured: mAP50-95 0.4356 (fp32) -> 0.4407 (int8, fake-quant), every fp32 detection kept.
     assert passed.map_drop is not None and passed.map_drop <= 0.01 and passed.match_share >= 0.9
     assert not broken.passed and broken.map_drop > 0.01 and "mAP50-95 drops" in broken.reason
     assert broken.map_ref == passed.map_ref  # the same fp32 reference both times

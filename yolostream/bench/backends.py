@@ -167,6 +167,9 @@ def run_backends(
     _add_ratios(results)
     settings = {"imgsz": imgsz, "batch": batch, "rounds": rounds, "calls": calls, "warmup": warmup}
     settings.update(frame=frame or f"noise {imgsz}x{imgsz} seed 0", check_images=[n for n, _ in pics])
+    from yolostream.engine.auto import versions
+
+    env["versions"] = versions()  # every runtime and quantizer, not only torch
     return {"schema": SCHEMA, "kind": "backends", "model": Path(model).name, "settings": settings,
             "environment": env, "note": note, "results": results}  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 The network is quantized with PT2E and torchao's x86 Inductor quantizer (int8 weights per channel, uint8
 activations per tensor), calibrated on the pictures of --calib (a folder, or files; pictures like the ones
-the model will serve), with the stem and the head's output convolutions kept in float (--keep-float). The
+the model will serve), with the stem, the head's output convolutions and the DFL kept in float (--keep-float). The
 accuracy gate compares it with the float model: mAP50-95 on --val must not drop by more than --max-map-drop,
 and the share of the float model's detections found again on the calibration pictures must reach
 --min-match. Only then is the package written (--force writes it anyway); `yolostream.load(OUT)` and every
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-nms", dest="nms", action="store_false", help="YOLOv10/YOLO26: bake the one-to-one head")
     p.add_argument(
         "--keep-float",
-        default="stem,head_outputs",
+        default="stem,head_outputs,dfl",
         help="layer groups left in float, comma-separated: stem, head_outputs, dfl ('' quantizes all)",
     )
     p.add_argument("--max-map-drop", type=float, default=0.01, help="largest mAP50-95 drop accepted (default 0.01)")
