@@ -211,9 +211,9 @@ def test_cli_help_and_demo_config(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["demo", "--help"])
     assert e.value.code == 0 and "conveyor.mp4" in capsys.readouterr().out
-    loaded = load_config(REPO / "examples" / "demo.yaml")  # what `yolostream run --check` validates
+    loaded = load_config(REPO / "yolostream" / "demo" / "pipeline.yaml")  # what `yolostream demo` runs
     cfg, lay = loaded.config, scene_layout(640, 384)
-    assert "PLACEHOLDER" in str(cfg.model.path)
+    assert cfg.model.path is None  # no path: the bundled demo model
     # The yaml's geometry is the scene's, rounded to 0.1 px.
     assert np.allclose(cfg.lines["count-line"], lay.line, atol=0.05)
     assert np.allclose(cfg.zones["reject-tray"], lay.zone, atol=0.05)

@@ -51,8 +51,8 @@ def write(tmp_path: Path, text: str) -> Path:
 ERRORS = [
     pytest.param("model: {path: m.pt, imgsz: 300}\nsources: [{name: a, uri: x.mp4}]\n", "1: model.imgsz", id="imgsz"),
     pytest.param("model:\n  path: m.pt\n  conf: 2\nsources: [{name: a, uri: x.mp4}]\n", "3: model.conf", id="conf"),
-    pytest.param("model:\n  device: cpu\nsources: [{name: a, uri: x.mp4}]\n", "1: model.path", id="missing-key"),
-    pytest.param("sources: [{name: a, uri: x.mp4}]\n", "1: model", id="missing-section"),
+    pytest.param("model:\n  device: cpu\nsources:\n  - name: a\n", "4: sources[0].uri", id="missing-key"),
+    pytest.param("model: {device: cpu}\n", "1: sources", id="missing-section"),
     pytest.param(
         "model: {path: m.pt}\nsources:\n  - name: a\n    uri: x.mp4\n  - name: b\n    uri: y.mp4\n    fps: -1\n",
         "7: sources[1].fps",
@@ -213,3 +213,8 @@ def test_run_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
     assert main(["run", str(path), "--check"]) == code
     out, err = capsys.readouterr()
     assert ("OK (1 source(s), 2 rule(s))" in out) if code == 0 else (f"{path}:2: sources" in err)
+
+
+def test_no_model_section_means_the_bundled_demo_model(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, "sources: [{name: a, uri: x.mp4}]\n"))
+    assert loaded.config.model.path is None  # `yolostream.load(None)` serves yolostream/assets/demo.safetensors

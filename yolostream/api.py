@@ -18,7 +18,7 @@ log = logging.getLogger("yolostream")
 
 
 def load(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     imgsz: int = 640,
     *,
@@ -44,6 +44,7 @@ def load(
 ) -> Detector:
     """Load a model file and return a `Detector`.
 
+    ``path`` None: the bundled demo model (`yolostream.assets.demo_model`: bolt, nut, gear, bracket).
     ``path``: an Ultralytics ``.pt`` checkpoint (read without executing any code from it), a yolostream
     ``.safetensors`` file (`yolostream convert`) or an AOTInductor ``.pt2`` package (`yolostream export`,
     served with no compilation; its graph settings are fixed, thresholds can still change).
@@ -62,6 +63,10 @@ def load(
     (post-training quantization calibrated on ``calib``: a folder or picture files) or "auto"; ``val`` = a
     data.yaml whose mAP50-95 the auto choice's accuracy gate checks too.
     """
+    if path is None:
+        from yolostream.assets import demo_model
+
+        path = demo_model()
     threshold_kwargs = dict(conf=conf, iou=iou, max_det=max_det, agnostic=agnostic)
     threshold_kwargs["classes"] = tuple(classes) if classes is not None else None
     if Path(path).suffix == ".pt2":

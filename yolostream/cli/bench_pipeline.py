@@ -27,7 +27,11 @@ from yolostream.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model file: Ultralytics .pt or yolostream .safetensors")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="model file: Ultralytics .pt or yolostream .safetensors (default: the bundled demo model)",
+    )
     p.add_argument("--imgsz", type=int, default=640, metavar="N", help="network input size (default 640)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     p.add_argument(
@@ -53,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from yolostream.cli.common import model_or_demo
+
+    args.model = model_or_demo(args.model)
     from rich.console import Console
 
     from yolostream.pipeline import assemble

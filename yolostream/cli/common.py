@@ -13,14 +13,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 stderr = Console(stderr=True)
 
 
-def add_model_arguments(p: argparse.ArgumentParser, conf: float = 0.25) -> None:
-    """MODEL plus the detector settings every inference command takes."""
-    p.add_argument("model", help="model file: Ultralytics .pt, yolostream .safetensors or .pt2 package")
+MODEL_SUFFIXES = (".pt", ".safetensors", ".pt2")
+
+
+def add_model_arguments(p: argparse.ArgumentParser, conf: float = 0.25, positional: bool = True) -> None:
+    """MODEL (unless the command reads it from its own positional list) plus the detector settings every
+    inference command takes."""
+    if positional:
+        p.add_argument("model", help="model file: Ultralytics .pt, yolostream .safetensors or .pt2 package")
     p.add_argument("--imgsz", type=int, default=640, help="input size (long side in --rect mode), default 640")
     p.add_argument("--conf", type=float, default=conf, help=f"keep detections with confidence > CONF (default {conf})")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     p.add_argument("--max-det", type=int, default=300, help="at most this many detections per image (default 300)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default cpu)")
+
+
+def model_or_demo(value: str | None) -> str:
+    """The model a command was given, else the bundled demo model's path."""
+    if value:
+        return value
+    from yolostream.assets import demo_model
+
+    return str(demo_model())
 
 
 def add_head_arguments(p: argparse.ArgumentParser) -> None:

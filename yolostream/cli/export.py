@@ -13,7 +13,9 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Ultralytics .pt or yolostream .safetensors file")
+    p.add_argument(
+        "model", nargs="?", help="Ultralytics .pt or yolostream .safetensors file (default: the bundled demo model)"
+    )
     p.add_argument("--format", choices=["aoti"], default="aoti", help="package format (aoti: AOTInductor .pt2)")
     p.add_argument(
         "--buckets",
@@ -30,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from yolostream.cli.common import model_or_demo
+
+    args.model = model_or_demo(args.model)
     import time
     from pathlib import Path
 

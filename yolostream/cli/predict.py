@@ -8,6 +8,9 @@ input gets one error line naming it; the others are still processed; the exit co
   {"source": "<path as given>", "frame": 0, "height": H, "width": W,
    "detections": [{"xyxy": [x1, y1, x2, y2], "conf": 0.91, "cls": 0, "name": "person"}]}
 Boxes are in pixels of the original image. --save-dir writes annotated copies (videos as .mp4).
+
+MODEL (a .pt, .safetensors or .pt2 file) may be left out: the bundled demo model is used (it knows the
+demo scene's bolt, nut, gear and bracket; `yolostream demo` makes pictures and a video of them).
 """
 
 from __future__ import annotations
@@ -20,15 +23,21 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from yolostream.cli.common import add_head_arguments, add_model_arguments, error_line, progress_bar
+from yolostream.cli.common import MODEL_SUFFIXES, add_head_arguments, add_model_arguments, error_line, progress_bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dng", ".mpo", ".pfm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".gif"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p)
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="image/video files, folders or quoted globs")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="[MODEL] SOURCE",
+        help="a model file (.pt/.safetensors/.pt2; default: the bundled demo model), then image/video files, "
+        "folders or quoted globs",
+    )
+    add_model_arguments(p, positional=False)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--rect", dest="mode", action="store_const", const="rect", help="pad the short side only to a multiple of 32"
@@ -42,6 +51,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, nargs="+", help="keep only these class ids")
     p.add_argument("--json", metavar="PATH", help="write JSON Lines to PATH ('-' for stdout)")
     p.add_argument("--save-dir", metavar="DIR", help="write annotated images (and .mp4 for videos) here")
+
+
+def split_model(values: list[str]) -> tuple[str | None, list[str]]:
+    """``[MODEL] SOURCE...`` -> (model file or None for the demo model, sources)."""
+    if values and Path(values[0]).suffix.lower() in MODEL_SUFFIXES:
+        if len(values) == 1:
+            raise SystemExit(f"yolostream predict: error: {values[0]} is a model file; give at least one SOURCE")
+        return values[0], values[1:]
+    return None, values
 
 
 def expand_sources(sources: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -203,11 +221,12 @@ def run(args: argparse.Namespace) -> int:
     from yolostream.errors import YolostreamError
 
     logging.getLogger("yolostream.sources").setLevel(logging.WARNING)  # per-video state changes are noise here
-    items, errors = expand_sources(args.sources)
+    model, sources = split_model(args.sources)
+    items, errors = expand_sources(sources)
     for message in errors:
         error_line(message)
     detector = load(
-        args.model,
+        model,
         device=args.device,
         imgsz=args.imgsz,
         conf=args.conf,

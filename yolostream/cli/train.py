@@ -20,7 +20,11 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="dataset data.yaml (train and val splits, names)")
-    p.add_argument("--model", required=True, help="checkpoint to fine-tune, or a family+scale such as yolo11n")
+    p.add_argument(
+        "--model",
+        help="checkpoint to fine-tune, or a family+scale such as yolo11n to train from scratch "
+        "(default: fine-tune the bundled demo model)",
+    )
     p.add_argument("--epochs", type=int, default=50, help="epochs (default 50)")
     p.add_argument("--imgsz", type=int, default=640, help="training picture side, multiple of 32 (default 640)")
     p.add_argument("--batch", type=int, default=16, help="pictures per step (default 16)")
@@ -52,10 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from yolostream.cli.common import stderr
+    from yolostream.cli.common import model_or_demo, stderr
     from yolostream.train.config import TrainConfig
     from yolostream.train.trainer import train
 
+    args.model = model_or_demo(args.model)
     aug = {} if args.mosaic is None else {"mosaic": args.mosaic}
     cfg = TrainConfig(
         data=args.data,

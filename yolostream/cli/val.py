@@ -12,8 +12,12 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model file (.pt, .safetensors)")
-    p.add_argument("data", help="dataset data.yaml")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="[MODEL] DATA",
+        help="model file (default: the bundled demo model), dataset data.yaml",
+    )
     p.add_argument("--imgsz", type=int, default=640, help="long side of the input (default 640)")
     p.add_argument("--conf", type=float, default=0.001, help="confidence threshold (default 0.001)")
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
@@ -27,6 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from yolostream.cli.common import model_or_demo
+
+    if len(args.inputs) > 2:
+        raise SystemExit("yolostream val: error: expected [MODEL] DATA")
+    args.model, args.data = (model_or_demo(None), args.inputs[0]) if len(args.inputs) == 1 else args.inputs
     from rich.table import Table
 
     from yolostream.api import load

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from yolostream.engine.runtime import settle_gc
 from yolostream.pipeline import assemble
 from yolostream.pipeline.batcher import Batcher, BatchStats
@@ -87,6 +89,7 @@ class Pipeline:
     def start(self, stagger_s: float = 0.0) -> Pipeline:
         """Start every thread; ``stagger_s`` between source starts spreads the streams' frame phases (as
         independent cameras have) where they would otherwise tick together (the bench's copies of one clip)."""
+        self._warm_up()
         settle_gc()  # the model is loaded and warm: keep the collector's pauses off the serving path
         self.sink_stage.start()
         if self.recording is not None:
@@ -106,6 +109,17 @@ class Pipeline:
             ", ".join(s.name for s in self.sink_stage.sinks) or "none",
         )
         return self
+
+    def _warm_up(self) -> None:
+        """One call per batch size the batcher may send, on grey frames, before any camera starts: an eager
+        model's first calls build its kernels (~1 s on a CPU), during which a paced source would drop frames.
+        Compiled engines warmed up at load; their buckets may not hold this shape, so they are left alone."""
+        if getattr(self.detector, "compiled", True):
+            return
+        size = self.detector.config.imgsz
+        grey = np.full((size, size, 3), 114, np.uint8)
+        for n in sorted({1, self.batcher.max_batch}):
+            self.detector([grey] * n)
 
     def request_stop(self, reason: str = "stop requested") -> None:
         """Ask for a graceful stop (safe from a signal handler: it only sets a flag)."""

@@ -36,7 +36,7 @@ class ModelConfig(_Section):
     """The detector: see `yolostream.load`. ``engine`` is passed as keywords to it (compile mode, buckets,
     dtype...); ``classes`` may be ids or the model's class names."""
 
-    path: Path
+    path: Path | None = None  # None: the bundled demo model
     device: str = "cpu"
     imgsz: Annotated[int, Field(ge=32, multiple_of=32)] = 640
     conf: Fraction01 = 0.25
@@ -210,7 +210,7 @@ class ServerConfig(_Section):
 class PipelineConfig(_Section):
     """The whole config. ``rules`` are kept as given here and parsed by `load_config` (see `rules`)."""
 
-    model: ModelConfig
+    model: ModelConfig = ModelConfig()
     sources: Annotated[list[SourceConfig], Field(min_length=1)]
     zones: dict[str, Annotated[list[Point], Field(min_length=3)]] = Field(default_factory=dict)
     lines: dict[str, tuple[Point, Point]] = Field(default_factory=dict)
@@ -340,7 +340,9 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
             updates[name] = section.model_copy(update={"dir": fix(section.dir)})
     return config.model_copy(
         update={
-            "model": config.model.model_copy(update={"path": fix(config.model.path)}),
+            "model": config.model.model_copy(
+                update={"path": fix(config.model.path) if config.model.path is not None else None}
+            ),
             "sources": [s.model_copy(update={"uri": fix_uri(s.uri)}) for s in config.sources],
             "sinks": sinks.model_copy(update=updates),
         }

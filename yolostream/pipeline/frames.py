@@ -18,12 +18,21 @@ class Frame:
         index: frame number within the source, counting every decoded frame (before stride/fps dropping).
         timestamp: capture time, ``time.time()`` seconds, taken when the decoder produced the frame.
         image: HxWx3 uint8 RGB, C-contiguous.
+        media_clock: for a file read unpaced (``realtime: false``): the time the source started plus the
+            frame's own media time, so durations follow the video, not the processing speed. None otherwise.
     """
 
     stream: str
     index: int
     timestamp: float
     image: np.ndarray
+    media_clock: float | None = None
+
+    @property
+    def clock(self) -> float:
+        """The time rules measure dwell, durations and cooldowns in: the media clock where there is one (a
+        replayed recording then raises the same alarms however fast it is processed), else capture time."""
+        return self.timestamp if self.media_clock is None else self.media_clock
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """`RuleEngine`: evaluates the alarm rules on each stream's tracked detections and raises `AlarmEvent`s.
 
-Time is the frames' capture timestamps only, never the wall clock, so a replayed recording raises
-the same alarms as the live run did. Firing semantics are documented in `rules.config`.
+Time is the frames' clock only (`Frame.clock`: capture time, or the media clock of a file read unpaced),
+never the wall clock at evaluation, so a replayed recording raises the same alarms as the live run did,
+however fast it is processed. Firing semantics are documented in `rules.config`.
 """
 
 from __future__ import annotations
@@ -96,16 +97,16 @@ class RuleEngine:
                 state = self._state[(rule.name, frame.stream)] = self._new_state(rule)
             selected = self._select(rule, det)
             if isinstance(rule, LineCrossRule):
-                fired = self._line_cross(rule, state, det, selected, frame.timestamp)
+                fired = self._line_cross(rule, state, det, selected, frame.clock)
             else:
-                fired = self._zone(rule, state, det, selected, frame.timestamp)
+                fired = self._zone(rule, state, det, selected, frame.clock)
             snapshot = self._snapshot(result, rule, state) if fired and self.snapshot else None
             for objects, details in fired:
                 events.append(
                     AlarmEvent(
                         rule=rule.name,
                         stream=frame.stream,
-                        time=frame.timestamp,
+                        time=frame.clock,
                         kind=rule.kind,
                         severity=rule.severity,
                         objects=objects,

@@ -279,7 +279,9 @@ class Source:
         index = self._admit(media_time)
         if index is None:
             return not self._stopping()
-        frame = Frame(self.name, index, timestamp, np.ascontiguousarray(image()))
+        # An unpaced (lossless) file runs on its own clock: the rules then time it as the camera would have.
+        clock = self._wall0 + media_time if self.lossless and media_time is not None else None
+        frame = Frame(self.name, index, timestamp, np.ascontiguousarray(image()), clock)
         with self._cond:
             if self.lossless:
                 while len(self._buf) >= self.queue_size and not self._stop.is_set():
