@@ -65,7 +65,8 @@ def export_package(
     import torch._inductor.config as inductor_config
     from torch._inductor.package import package_aoti
 
-    graph = _TupleGraph(graph if graph is not None else detector.graph).eval()
+    # A given graph holds exported (quantized) modules, which refuse .eval(); they are inference graphs already.
+    graph = _TupleGraph(graph) if graph is not None else _TupleGraph(detector.graph).eval()
     device = detector.device
     meta = {
         "format_version": FORMAT_VERSION,

@@ -29,8 +29,10 @@ log = logging.getLogger("yolostream.quant")
 # pixels (3 input channels: quantising its 27-tap dot products saves nothing and costs accuracy); the head's
 # last 1x1 convolutions produce the box distributions and class logits, where an int8 step is a visible box or
 # score shift; the DFL's fixed 0..15 weights are not representable in int8 steps and its input is a softmax.
-KEEP_FLOAT = ("stem", "head_outputs", "dfl")
-KEEP_CHOICES = ("stem", "head_outputs", "dfl")
+# The attention block (YOLO11, YOLO26: P5 only, a few % of the time) stays in float too: its residual adds
+# read a split view, which torch 2.13's int8 conv + add fusion refuses to lower ("accum is an alias").
+KEEP_FLOAT = ("stem", "head_outputs", "dfl", "attention")
+KEEP_CHOICES = ("stem", "head_outputs", "dfl", "attention")
 
 
 def available() -> bool:
@@ -54,6 +56,8 @@ def float_layers(model: YOLO, keep: Sequence[str] = KEEP_FLOAT) -> list[str]:
             names += [f"head.{branch}.{i}.{len(seq) - 1}" for i, seq in enumerate(convs or [])]
     if "dfl" in keep and not isinstance(model.head.dfl, nn.Identity):
         names.append("head.dfl")
+    if "attention" in keep and not isinstance(model.backbone.attn, nn.Identity):
+        names.append("backbone.attn")
     return names
 
 
