@@ -120,7 +120,8 @@ def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib):
     )
     assert det.config.dtype == "int8" and det.runner.dtype == "int8"
     share, n_ref, _ = match_share(ref, det, [str(p) for p in calib])
-    # INT8 moves scores by ~0.01: a detection near the 0.25 threshold may come or go, the rest stay.
+    # Measured 14/15 kept: INT8 moves scores and boxes a little, so a detection the fp32 model itself is unsure
+    # of may come or go; 0.9 is the accuracy gate's own threshold (a broken quantization keeps ~0).
     assert n_ref >= 10 and share >= 0.9
 
 
