@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -115,18 +116,45 @@ def test_resume_without_a_state_file(fixtures, tmp_path):
         train(_tiny(data, tmp_path / "empty"), resume=True, progress=False)
 
 
+def _shapes_dataset(root: Path) -> Path:
+    """A generated shapes dataset (`yolostream.pipeline.synthetic`: box, disc, triangle on grey noise of varied
+    level): a domain near, not equal to, the pictures the reference shapes models were trained on --
+    the situation of a user fine-tuning on their own line. 40 training and 20 held-out pictures."""
+    from PIL import Image
+
+    from yolostream.pipeline.synthetic import background, boxes, render
+
+    for split, n, seed in (("train", 40, 1), ("val", 20, 2)):
+        rng = np.random.default_rng(seed)
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for i in range(n):
+            u, w, h = float(rng.random()), 480, 360
+            bg = background(w, h, seed=int(rng.integers(1 << 30)), level=int(rng.integers(60, 190)),
+                            sigma=float(rng.uniform(3, 14)))  # fmt: skip
+            Image.fromarray(render(u, bg)).save(root / "images" / split / f"{i:04d}.jpg", quality=90)
+            rows = [f"{k} {(a + c) / 2 / w} {(b + d) / 2 / h} {(c - a) / w} {(d - b) / h}"
+                    for k, (_, (a, b, c, d)) in enumerate(boxes(u, w, h))]  # fmt: skip
+            (root / "labels" / split / f"{i:04d}.txt").write_text("\n".join(rows) + "\n")
+    data = root / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(root), "train": "images/train", "val": "images/val", "names": NAMES}))
+    return data
+
+
 @pytest.mark.slow
 def test_fine_tuning_raises_held_out_map(fixtures, tmp_path):
-    data = _split_dataset(fixtures, tmp_path, 40)
+    data = _shapes_dataset(tmp_path / "shapes")
     base = fixtures / "checkpoints" / "yolo11n-shapes.pt"
     before = validate(yolostream.load(base, imgsz=320), data, imgsz=320, batch=8)["map50_95"]
-    cfg = TrainConfig(data=str(data), model=str(base), out=str(tmp_path / "ft"), epochs=4, imgsz=320, batch=8,
-                      workers=2, seed=0, close_mosaic=2, warmup_epochs=0, optimizer="adamw", lr0=0.0005,
-                      val_every=4)  # fmt: skip
+    # 60 optimiser steps, all of them inside the (at least 100-iteration) warm-up: a converged model
+    # shocked by full-size first steps loses accuracy before it gains (measured: 0.70 -> 0.54 without).
+    cfg = TrainConfig(data=str(data), model=str(base), out=str(tmp_path / "ft"), epochs=12, imgsz=320, batch=8,
+                      nbs=8, workers=1, seed=0, close_mosaic=1, warmup_epochs=1, optimizer="adamw", lr0=5e-4,
+                      val_every=12)  # fmt: skip
     result = train(cfg, progress=False)
     after = validate(yolostream.load(result.last, imgsz=320), data, imgsz=320, batch=8)["map50_95"]
-    # The held-out 20 pictures were never trained on; the base model saw similar, not these, pictures.
-    assert after > before + 0.02, (before, after)
+    # Measured 0.70 -> 0.85 on the 20 held-out pictures; the margin leaves room for other CPUs' rounding.
+    assert after > before + 0.05, (before, after)
 
 
 def test_bad_training_pictures_and_labels_are_reported_and_skipped(fixtures, tmp_path):
