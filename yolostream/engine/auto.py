@@ -164,7 +164,7 @@ def select(
     if cached is not None and tuple(cached["choice"]) in set(map(tuple, candidates)):
         backend, dtype = cached["choice"]
         trials = [Trial(**t) for t in cached["trials"]]
-        reason = f"cached {cached['date']}: {cached['reason']}"
+        reason = f"measured {cached['date']}: {cached['reason']}"
         return Choice(backend, dtype, build(backend, dtype), trials, True, reason, path)
     trials = {c: Trial(*c) for c in candidates}
     runners: dict[Candidate, Any] = {}

@@ -114,7 +114,7 @@ def _auto(
         "auto backend: %s-%s (%s; %s; cpu flags %s)",
         choice.backend,
         choice.dtype,
-        "cached" if choice.cached else f"measured {len(choice.trials)} candidates",
+        "from the cache" if choice.cached else f"measured {len(choice.trials)} candidates",
         choice.reason,
         " ".join(key["cpu_flags"]) or "none",
     )
