@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=8, help="pictures per step (default 8)")
     p.add_argument("--iters", type=int, default=5, help="timed steps per setting (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed first steps (compile) per setting (default 2)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the usable cores; 1 on a busy machine)")
     p.add_argument("--json", metavar="PATH", help="write the results (with the environment) as JSON")
 
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             split(args.imgsz), split(args.modes), split(args.dtype), split(args.layouts)
         )
     ]
-    threads = usable_cores()
+    threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
     env = environment(torch.device("cpu"), threads)
     rows = []
