@@ -99,7 +99,7 @@ def test_fine_tune_rejects_a_checkpoint_with_foreign_tensors(fixtures, tmp_path)
     raw = read_checkpoint(fixtures / "checkpoints" / "yolo11n-shapes.pt")
     raw.state_dict["model.99.extra"] = torch.zeros(1)
     save_native(raw, tmp_path / "odd.safetensors")
-    with pytest.raises(CheckpointError, match="model.99.extra"):
+    with pytest.raises(CheckpointError, match=r"model\.99\.extra"):
         from_checkpoint(tmp_path / "odd.safetensors", {i: f"k{i}" for i in range(5)})
 
 
