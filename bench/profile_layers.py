@@ -3,8 +3,10 @@ fused activation), Inductor's generated C++ kernels (concat, upsample, add, SiLU
 decode), the candidate selection (topk / sort), and everything else.
 
     python bench/profile_layers.py MODEL [--imgsz 640] [--dtype fp32|int8] [--calib DIR] [--iters 20] [--threads N]
+        [--top N]
 
-Prints one line per kind: share of the profiled CPU time and ms per call; `--json PATH` writes them too.
+Prints one line per kind: share of the profiled CPU time and ms per call (`--top N`: also the N heaviest kernels,
+Inductor's generated ones named); `--json PATH` writes them too.
 """
 
 from __future__ import annotations
@@ -42,9 +44,14 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--top", type=int, default=0, help="also print the N kernels with the most self time")
     args = p.parse_args()
+    import torch._inductor.config as inductor_config
+
     import yolostream
 
+    # Name every generated C++ kernel in the profile (else they all hide in the compiled graph's self time).
+    inductor_config.cpp.enable_kernel_profile = True
     det = yolostream.load(
         args.model, imgsz=args.imgsz, backend="inductor", dtype=args.dtype, calib=args.calib, threads=args.threads
     )
@@ -64,6 +71,10 @@ def main() -> None:
     rows = sorted(totals.items(), key=lambda kv: -kv[1])
     for kind, ms in rows:
         print(f"{kind:28s} {ms:8.2f} ms/call  {100 * ms / whole:5.1f}%")
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    for event in events[: args.top]:
+        ms = event.self_cpu_time_total / 1e3 / args.iters
+        print(f"  {ms:7.2f} ms/call  x{event.count // args.iters:<3d} {kind_of(event.key):24s} {event.key[:90]}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

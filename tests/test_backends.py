@@ -81,6 +81,8 @@ def test_external_network_refuses_another_head_branch(references):
         ({"backend": "onnxruntime", "dtype": "int8"}, "runs fp32, not 'int8'"),
         ({"backend": "openvino", "compile": "max-autotune"}, "applies to the inductor backend"),
         ({"backend": "inductor", "dtype": "int8", "outside": "eager"}, "outside='eager' is not supported"),
+        ({"backend": "openvino", "inductor_options": {"cpp_wrapper": True}}, "apply to the inductor backend"),
+        ({"inductor_options": {"cpp_wrapper": True}}, "only apply to a compiled engine"),
     ],
 )
 def test_bad_backend_choices(fixtures, kwargs, message):
@@ -109,6 +111,31 @@ def test_parse_backends_expands_to_what_runs_here():
     assert all(backend_available(c.backend, c.dtype) for c in configs)
     # bf16 is a candidate only with native bf16 (emulated it is several times slower than fp32).
     assert ("inductor-bf16" in names) == backend_available("inductor", "bf16")
+
+
+_BUILT: list[dict] = []
+
+
+class _Recorder:
+    """Stands in for `CompiledRunner`: records what it was built with (in `_BUILT`), compiles nothing."""
+
+    def __init__(self, graph, buckets, mode="default", **kwargs):
+        _BUILT.append({"mode": mode, "graph": graph, **kwargs})
+
+
+@pytest.mark.parametrize(
+    "route", [{"compile": "default"}, {"backend": "inductor"}, {"backend": "inductor", "dtype": "bf16"}]
+)
+def test_inductor_options_reach_the_compiler(fixtures, monkeypatch, route):
+    # `bench --backends` variants (cpp_wrapper, no-freezing, ...) go through `load` like every other row: the
+    # settings must arrive at the runner on both the plain compile path and the backend path.
+    import yolostream.engine.compiled as compiled
+
+    monkeypatch.setattr(compiled, "CompiledRunner", _Recorder)
+    _BUILT.clear()
+    options = {"cpp_wrapper": True, "freezing": False}
+    load(fixtures / "checkpoints" / "yolo11n-shapes.pt", imgsz=IMGSZ, inductor_options=options, **route)
+    assert len(_BUILT) == 1 and _BUILT[0]["inductor_options"] == options
 
 
 # --- the real runtimes: same detections as eager fp32 ---------------------------------------------------------

@@ -62,15 +62,16 @@ def test_calibration_errors(tmp_path, source, message):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # stem + the last 1x1 conv of each box (cv2) and class (cv3) branch at three levels + DFL + attention
-        ("yolo11n-shapes", 1 + 2 * 3 + 1 + 1),
-        ("yolo26n-shapes", 1 + 4 * 3 + 1),  # the one-to-one copies too; no DFL (reg_max 1)
+        # the last 1x1 conv of each box (cv2) and class (cv3) branch at three levels + DFL + attention
+        ("yolo11n-shapes", 2 * 3 + 1 + 1),
+        ("yolo26n-shapes", 4 * 3 + 1),  # the one-to-one copies too; no DFL (reg_max 1)
     ],
 )
 def test_float_layers(fixtures, name, expected):
     model = load(fixtures / "checkpoints" / f"{name}.pt", imgsz=IMGSZ).model
     names = float_layers(model)
-    assert len(names) == expected and names[0] == "backbone.stem" and "head.cv3.2.2" in names
+    assert len(names) == expected and "backbone.stem" not in names and "head.cv3.2.2" in names
+    assert float_layers(model, ("stem",)) == ["backbone.stem"]
     modules = dict(model.named_modules())
     assert all(n in modules for n in names)
     with pytest.raises(ConfigError, match="unknown layer group"):
@@ -112,13 +113,32 @@ def test_gate_passes_real_calibration_and_rejects_a_broken_one(fixtures, ref, on
 # --- lowered INT8 -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("device", "native", "expected"), [("cpu", True, "bf16"), ("cpu", False, None), ("cuda", True, None)]
+)
+def test_int8_float_parts_follow_native_bf16(monkeypatch, device, native, expected):
+    import yolostream.engine.backends as backends
+
+    monkeypatch.setattr(backends, "native_bf16", lambda: native)
+    assert backends.int8_float_parts(device) == expected
+
+
 @needs_torchao
 @pytest.mark.slow
-def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib):
+@pytest.mark.parametrize("float_parts", ["fp32", "bf16"])
+def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib, monkeypatch, float_parts):
+    import yolostream.engine.backends as backends
+    from yolostream.engine.runtime import native_bf16
+
+    if float_parts == "bf16" and not native_bf16():
+        pytest.skip("int8 with bf16 float parts is chosen only where the CPU has native bf16 (not here)")
+    # Either precision of the float remainder, whatever this CPU would choose by itself.
+    monkeypatch.setattr(backends, "int8_float_parts", lambda device: "bf16" if float_parts == "bf16" else None)
     det = load(
         fixtures / "checkpoints" / "yolo11n-shapes.pt", imgsz=IMGSZ, backend="inductor", dtype="int8", calib=calib
     )
-    assert det.config.dtype == "int8" and det.runner.dtype == "int8"
+    assert det.config.dtype == "int8" and det.runner.dtype == "int8" and det.runner.float_parts == float_parts
+    assert det.runner.graph.config.amp == (None if float_parts == "fp32" else "bf16")
     share, n_ref, _ = match_share(ref, det, [str(p) for p in calib])
     # Measured 14/15 kept: INT8 moves scores and boxes a little, so a detection the fp32 model itself is unsure
     # of may come or go; 0.9 is the accuracy gate's own threshold (a broken quantization keeps ~0).

@@ -40,6 +40,7 @@ def load(
     fold: bool = True,
     calib: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     val: str | os.PathLike[str] | None = None,
+    inductor_options: dict[str, Any] | None = None,
     **detector_options: Any,
 ) -> Detector:
     """Load a model file and return a `Detector`.
@@ -61,7 +62,9 @@ def load(
     defaults to "default"), "openvino", "onnxruntime", or "auto" (the fastest here that passes the accuracy
     gate, measured once per machine and cached, `yolostream.engine.auto`); ``dtype`` may then also be "int8"
     (post-training quantization calibrated on ``calib``: a folder or picture files) or "auto"; ``val`` = a
-    data.yaml whose mAP50-95 the auto choice's accuracy gate checks too.
+    data.yaml whose mAP50-95 the auto choice's accuracy gate checks too. ``inductor_options``: Inductor
+    settings patched in while compiling, e.g. ``{"cpp_wrapper": True}`` or ``{"freezing": False}`` (what the
+    `yolostream bench --backends` variants set).
     """
     if path is None:
         from yolostream.assets import demo_model
@@ -100,14 +103,17 @@ def load(
             progress=progress,
             calib=calib,
             val=val,
+            inductor_options=inductor_options,
         )
     config = DetectorConfig(imgsz=imgsz, mode=mode, nms=nms, dtype=dtype, **threshold_kwargs, **detector_options)
     detector = Detector(model, spec, raw.names, config, device=device, source=os.fspath(path), arch=raw.arch)
     _check_dtype(detector)
     if compile is not None:
-        detector.runner = _compile(detector, compile, buckets, outside, cache_dir, threads, progress)
-    elif buckets is not None:
-        raise ConfigError("buckets only apply to a compiled engine: pass compile='default' (or another mode)")
+        detector.runner = _compile(detector, compile, buckets, outside, cache_dir, threads, progress, inductor_options)
+    elif buckets is not None or inductor_options:
+        raise ConfigError(
+            "buckets and inductor_options only apply to a compiled engine: pass compile='default' (or another mode)"
+        )
     return detector
 
 
@@ -128,6 +134,7 @@ def _compile(
     cache_dir: str | os.PathLike[str] | None,
     threads: int | None,
     progress: bool,
+    inductor_options: dict[str, Any] | None = None,
 ) -> Any:
     from yolostream.engine.buckets import parse_buckets
     from yolostream.engine.compiled import CompiledRunner
@@ -144,6 +151,7 @@ def _compile(
             threads=threads,
             cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
             progress=callback,
+            inductor_options=inductor_options,
         )
 
 

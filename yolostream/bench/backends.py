@@ -23,16 +23,16 @@ from yolostream.bench.inputs import timing_frames
 from yolostream.bench.stats import summarize
 from yolostream.detector import Detector
 from yolostream.engine.backends import BACKENDS, PRECISIONS, backend_available
-from yolostream.engine.buckets import Bucket
 from yolostream.engine.runtime import set_threads, settle_gc
 from yolostream.errors import ConfigError
 
 SCHEMA = 1
 # Inductor settings `bench` can put beside the default compile, to show what each buys on this ISA.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "cpp_wrapper": {"options": {"cpp_wrapper": True}},
+    "cpp_wrapper": {"options": {"cpp_wrapper": True}},  # the CPU default (`engine.compiled.CPU_OPTIONS`)
+    "python-wrapper": {"options": {"cpp_wrapper": False}},
     "max-autotune": {"mode": "max-autotune"},
-    "no-freezing": {"freezing": False},
+    "no-freezing": {"options": {"freezing": False}},
 }
 Log = Callable[[str], None]
 
@@ -88,18 +88,12 @@ def _build(row: _Row, model: str, imgsz: int, batch: int, threads: int, calib: A
     if c.backend == "eager":
         row.detector = load(model, imgsz=imgsz)
     elif c.variant:
-        from yolostream.engine.compiled import CompiledRunner
-
+        # Through `load` like every other row, so an int8 variant is quantized and calibrated the same way.
         opts = VARIANTS[c.variant]
-        row.detector = load(model, imgsz=imgsz, dtype=c.dtype)
-        row.detector.runner = CompiledRunner(
-            row.detector.graph,  # type: ignore[arg-type]
-            [Bucket(batch, imgsz, imgsz)],
-            opts.get("mode", "default"),
-            threads=threads,
-            freezing=opts.get("freezing"),
-            inductor_options=opts.get("options"),
-        )
+        row.detector = load(
+            model, imgsz=imgsz, backend="inductor", dtype=c.dtype, compile=opts.get("mode", "default"),
+            buckets=[(batch, imgsz, imgsz)], threads=threads, calib=calib, inductor_options=opts.get("options"),
+        )  # fmt: skip
     else:
         row.detector = load(
             model, imgsz=imgsz, backend=c.backend, dtype=c.dtype, buckets=[(batch, imgsz, imgsz)], threads=threads,
@@ -159,6 +153,9 @@ def run_backends(
     for r in rows:
         item: dict[str, Any] = {"name": r.config.name, "backend": r.config.backend, "dtype": r.config.dtype}
         item.update(variant=r.config.variant or None, build_s=r.build_s, error=r.error)
+        if r.config.dtype == "int8" and r.detector is not None:
+            # What the INT8 graph leaves in float runs in this precision (bf16 where the CPU has it natively).
+            item["float_parts"] = getattr(r.detector.runner, "float_parts", None)
         if r.detector is not None and r.samples["network"]:
             item.update({k: summarize(s).to_dict() for k, s in r.samples.items()})
             if ref is not None:

@@ -2,12 +2,12 @@
 
 The network is quantized with PT2E and torchao's x86 Inductor quantizer (int8 weights per channel, uint8
 activations per tensor), calibrated on the pictures of --calib (a folder, or files; pictures like the ones
-the model will serve), with the stem, the head's output convolutions, the DFL and any attention block kept
-in float (--keep-float). The accuracy gate compares it with the float model: mAP50-95 on --val must not drop
-by more than --max-map-drop,
-and the share of the float model's detections found again on the calibration pictures must reach
---min-match. Only then is the package written (--force writes it anyway); `yolostream.load(OUT)` and every
-command taking MODEL serve it with no compilation. Needs the int8 extra: pip install 'yolostream[int8]'.
+the model will serve), with the head's output convolutions, the DFL and any attention block kept in float
+(--keep-float; add "stem" to keep the first convolution too). The accuracy gate compares it with the float
+model: mAP50-95 on --val must not drop by more than --max-map-drop, and the share of the float model's
+detections found again on the calibration pictures must reach --min-match. Only then is the package
+written (--force writes it anyway); `yolostream.load(OUT)` and every command taking MODEL serve it with no
+compilation. Needs the int8 extra: pip install 'yolostream[int8]'.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-nms", dest="nms", action="store_false", help="YOLOv10/YOLO26: bake the one-to-one head")
     p.add_argument(
         "--keep-float",
-        default="stem,head_outputs,dfl,attention",
+        default="head_outputs,dfl,attention",
         help="layer groups left in float, comma-separated: stem, head_outputs, dfl, attention ('' quantizes all)",
     )
     p.add_argument("--max-map-drop", type=float, default=0.01, help="largest mAP50-95 drop accepted (default 0.01)")

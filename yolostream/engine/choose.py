@@ -39,12 +39,15 @@ def load_backend(
     calib: Any,
     val: str | os.PathLike[str] | None = None,
     auto_budget_s: float = 2.0,
+    inductor_options: dict[str, Any] | None = None,
 ) -> Detector:
     """A `Detector` served by ``backend`` in ``dtype`` (either may be "auto"); see `yolostream.load`."""
     if backend != "auto" and backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}: choose from {', '.join(BACKENDS)}, auto")
     if mode is not None and backend not in ("inductor", "auto"):
         raise ConfigError(f"compile={mode!r} applies to the inductor backend, not {backend!r}")
+    if inductor_options and backend not in ("inductor", "auto"):
+        raise ConfigError(f"inductor_options apply to the inductor backend, not {backend!r}")
     parsed = parse_buckets(buckets or [(1, options["imgsz"], options["imgsz"])])
     base = DetectorConfig(**{**options, "dtype": "fp32"})
     source = os.fspath(path)
@@ -68,6 +71,7 @@ def load_backend(
                 cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
                 progress=callback,
                 calib=calib,
+                inductor_options=inductor_options if b == "inductor" else None,
             )
 
     if backend == "auto" or dtype == "auto":

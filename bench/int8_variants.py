@@ -1,0 +1,107 @@
+"""INT8 settings side by side: which layers stay in float, the precision of the float remainder, the wrapper;
+Inductor against OpenVINO INT8 on the same calibration pictures, timed interleaved in one process.
+
+    python bench/int8_variants.py MODEL [--imgsz 640] [--calib DIR] [--rounds 20] [--calls 20] [--threads 2]
+        [--json PATH]
+
+Network only (uint8 letterboxed batch in, candidates out), a noise picture, medians over every round. Rows:
+``old`` = stem in float, float parts fp32, Python wrapper (the defaults before the AVX-512 session); ``new`` =
+stem quantized, float parts bf16 where native, cpp_wrapper (the defaults now); one change at a time between.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import yolostream
+from yolostream.bench.environment import environment
+from yolostream.engine.buckets import Bucket
+from yolostream.engine.compiled import CompiledRunner
+from yolostream.engine.runtime import native_bf16
+from yolostream.graph import InferenceGraph
+from yolostream.quant.calibration import calibration_batches, calibration_files
+from yolostream.quant.pt2e import quantize_network
+
+FLOAT_STEM = ("stem", "head_outputs", "dfl", "attention")
+QUANT_STEM = ("head_outputs", "dfl", "attention")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--calib", default="../shared/fixtures/images")
+    p.add_argument("--rounds", type=int, default=20)
+    p.add_argument("--calls", type=int, default=20)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    bucket = Bucket(1, args.imgsz, args.imgsz)
+    calib = {bucket: calibration_batches(calibration_files(args.calib), bucket)}
+    base = yolostream.load(args.model, imgsz=args.imgsz)
+    bf16 = "bf16" if native_bf16() else None  # emulated bf16 would only measure the emulation
+
+    def inductor(keep: tuple[str, ...], amp: str | None, cpp_wrapper: bool) -> Callable:
+        net = quantize_network(base.model, calib, one2one=base.graph_config.one2one, keep_float=keep)
+        graph = InferenceGraph(net, dataclasses.replace(base.graph_config, amp=amp))  # type: ignore[arg-type]
+        return CompiledRunner(graph, [bucket], threads=args.threads, inductor_options={"cpp_wrapper": cpp_wrapper})
+
+    builders: dict[str, Callable[[], Callable]] = {
+        "inductor-int8 old (float stem, fp32 parts, python wrapper)": lambda: inductor(FLOAT_STEM, None, False),
+        "inductor-int8 new (quantized stem, bf16 parts, cpp_wrapper)": lambda: inductor(QUANT_STEM, bf16, True),
+        "inductor-int8 new but fp32 parts": lambda: inductor(QUANT_STEM, None, True),
+        "inductor-int8 new but float stem": lambda: inductor(FLOAT_STEM, bf16, True),
+        "openvino-int8 (NNCF)": lambda: (
+            yolostream.load(
+                args.model, imgsz=args.imgsz, backend="openvino", dtype="int8", threads=args.threads, calib=args.calib
+            ).runner
+        ),
+    }
+    runners: dict[str, Callable] = {}
+    build_s: dict[str, float] = {}
+    for name, build in builders.items():
+        start = time.perf_counter()
+        runners[name] = build()
+        build_s[name] = time.perf_counter() - start
+        print(f"built {name} in {build_s[name]:.0f}s", flush=True)
+    x = torch.randint(0, 256, (1, 3, args.imgsz, args.imgsz), generator=torch.Generator().manual_seed(0)).to(
+        torch.uint8
+    )
+    conf = torch.tensor(0.25)
+    samples: dict[str, list[float]] = {k: [] for k in runners}
+    with torch.inference_mode():
+        for run in runners.values():
+            for _ in range(5):
+                run(x, conf)
+        for _ in range(args.rounds):  # interleaved: a neighbour's load falls on every row alike
+            for name, run in runners.items():
+                for _ in range(args.calls):
+                    start = time.perf_counter()
+                    run(x, conf)
+                    samples[name].append((time.perf_counter() - start) * 1e3)
+    ov = statistics.median(samples["openvino-int8 (NNCF)"])
+    old = statistics.median(samples[next(iter(samples))])
+    rows = []
+    for name, s in samples.items():
+        p50 = statistics.median(s)
+        rows.append({"name": name, "build_s": build_s[name], "p50_ms": p50, "min_ms": min(s), "vs_old": p50 / old,
+                     "vs_openvino_int8": p50 / ov})  # fmt: skip
+        print(f"{name:62s} p50 {p50:7.2f} ms  min {min(s):7.2f}  vs old {p50 / old:.2f}x  vs openvino {p50 / ov:.2f}x")
+    if args.json:
+        env = environment(torch.device("cpu"), args.threads)
+        doc = {"kind": "int8-variants", "model": args.model, "imgsz": args.imgsz, "rounds": args.rounds,
+               "calls": args.calls, "environment": env, "results": rows}  # fmt: skip
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
