@@ -58,9 +58,11 @@ def test_demo_model_map_on_fresh_validation_stills(tmp_path):
     assert result["map50_95"] >= 0.8, result["map50_95"]
 
 
-def test_yolostream_demo_runs_the_whole_pipeline(tmp_path):
+def test_yolostream_demo_runs_the_whole_pipeline(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", str(out), "--seconds", "8", "--quiet"]) == 0
+    # The closing hint names the extra literally (rich would read an unescaped "[web]" as markup and drop it).
+    assert "pip install 'yolostream[web]'" in " ".join(capsys.readouterr().err.split())
     s = json.loads((out / "summary.json").read_text())
     truth = json.loads((out / "conveyor.json").read_text())
     assert s["frames"] == truth["n_frames"] == 120

@@ -96,7 +96,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     stderr.print(f"  annotated video: {s['annotated_video']}")
     stderr.print(f"  alarms: {s['alarms_jsonl']}  database: {s['database']}  summary: {args.out / 'summary.json'}")
     stderr.print(
-        f"  next: [bold]yolostream serve {s['config']}[/bold] (dashboard; pip install 'yolostream[web]' first), "
+        f"  next: [bold]yolostream serve {s['config']}[/bold] (dashboard; pip install 'yolostream\\[web]' first), "
         f"yolostream run {s['config']}, yolostream predict IMAGE_OR_VIDEO"
     )
     return 0
