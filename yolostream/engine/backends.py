@@ -105,7 +105,7 @@ def build_runner(
         versions={backend: version},
     )
     if dtype == "int8":  # only OpenVINO runs int8 here; its float remainder follows the same rule as Inductor's
-        runner.float_parts = "bf16" if module.native_bf16() else "fp32"  # type: ignore[attr-defined]
+        runner.float_parts = "bf16" if module.native_bf16() else "fp32"
     return runner
 
 
@@ -153,7 +153,7 @@ def _inductor(
         inductor_options=dict(inductor_options or {}),
     )
     runner.dtype = dtype  # type: ignore[attr-defined]
-    runner.float_parts = float_parts or "fp32"  # type: ignore[attr-defined]
+    runner.float_parts = float_parts or "fp32"
     return runner
 
 

@@ -68,6 +68,7 @@ class CompiledRunner:
 
     backend = "inductor"
     dtype = "fp32"  # the network's precision, set by `yolostream.engine.backends` (bf16 / int8)
+    float_parts = "fp32"  # int8: the precision of what stays in float (`backends.int8_float_parts`)
 
     def __init__(
         self,

@@ -84,6 +84,7 @@ class ExternalRunner:
         self.graph = graph
         self.backend = backend
         self.dtype = dtype
+        self.float_parts = "fp32"  # int8: what the runtime leaves in float runs in this (set by `backends`)
         self.fallback = fallback
         self.outside = outside
         self.build_s = dict(build_s or {})
