@@ -77,7 +77,6 @@ class CompiledRunner:
         mode: CompileMode = "default",
         *,
         outside: Literal["error", "eager"] = "error",
-        freezing: bool | None = None,
         inductor_options: dict[str, object] | None = None,
         threads: int | None = None,
         cache_dir: str | None = None,
@@ -93,14 +92,13 @@ class CompiledRunner:
         self.outside = outside
         self.device = _device_of(graph)
         self.cudagraphs = self.device.type == "cuda" and mode == "reduce-overhead"
-        # Freezing folds weights into the graph as constants and lets Inductor prepack them for oneDNN;
-        # it is what makes CPU convolutions fast. torch 2.13 ignores it in `options=`, hence the config patch.
-        self.freezing = self.device.type == "cpu" if freezing is None else freezing
-        # More Inductor settings patched in while compiling, over the CPU defaults (`CPU_OPTIONS`); a "freezing"
-        # entry there overrides the argument.
+        # Inductor settings patched in while compiling, over the CPU defaults (`CPU_OPTIONS`). Freezing (on for
+        # CPU unless ``inductor_options`` says otherwise) folds weights into the graph as constants and lets
+        # Inductor prepack them for oneDNN: it is what makes CPU convolutions fast. torch 2.13 ignores it in
+        # `options=`, hence the config patch.
         defaults = CPU_OPTIONS if self.device.type == "cpu" else {}
         self.inductor_options = {**defaults, **(inductor_options or {})}
-        self.freezing = bool(self.inductor_options.pop("freezing", self.freezing))
+        self.freezing = bool(self.inductor_options.pop("freezing", self.device.type == "cpu"))
         self.threads = set_threads(threads) if self.device.type == "cpu" else torch.get_num_threads()
         self.cache_dir = use_cache_dir(cache_dir)
         self._lock = threading.Lock()
