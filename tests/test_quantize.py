@@ -78,6 +78,23 @@ def test_float_layers(fixtures, name, expected):
         float_layers(model, ("backbone",))
 
 
+@needs_torchao
+def test_c2f_and_neck_concats_stay_int8(fixtures):
+    """A concat whose inputs are all dequantized int8 tensors is lowered to an int8 concat (no float gather and
+    re-quantize). yolov8n has 7: SPPF's, the two PAN concats of a conv with an earlier C2f/SPPF output, and
+    the four neck C2f blocks (no shortcut: every input a quantized conv), which get there only because C2f
+    concatenates cv1's whole output rather than its two halves (the halves, split views, are not quantized ops).
+    The backbone C2f blocks end in residual adds and the upsampling concats take a float upsample: float."""
+    det = load(fixtures / "checkpoints" / "yolov8n-random.pt", imgsz=64)
+    bucket = Bucket(1, 64, 64)
+    batch = torch.randint(0, 256, (1, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    graph = quantize_network(det.model, {bucket: [batch]}).graphs["b1x64x64"].graph
+    dequant = torch.ops.quantized_decomposed.dequantize_per_tensor.default
+    cats = [n for n in graph.nodes if n.target == torch.ops.aten.cat.default]
+    int8 = [n for n in cats if all(a.target == dequant for a in n.args[0])]
+    assert len(int8) == 7, [[str(a.target) for a in n.args[0]] for n in cats]
+
+
 # --- the accuracy gate ---------------------------------------------------------------------------------------
 
 
@@ -171,6 +188,13 @@ def test_quantize_command_writes_a_gated_package(fixtures, tmp_path, capsys):
     assert doc["lowered_match_share"] >= 0.9  # the real int8 kernels, not only the fake-quant simulation
     served = load(out)
     assert served.config.dtype == "int8" and served.runner.metadata["quantization"]["gate"]["passed"]
+    # The float remainder packaged in the precision the in-process INT8 backend uses on this CPU (bf16 where
+    # native), and the package says so.
+    from yolostream.engine.backends import int8_float_parts
+
+    expected = int8_float_parts("cpu")
+    assert served.runner.metadata["graph_config"]["amp"] == expected
+    assert served.runner.metadata["quantization"]["float_parts"] == (expected or "fp32")
 
 
 def test_quantize_command_rejects_unknown_float_groups(fixtures, capsys):

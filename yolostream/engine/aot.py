@@ -65,6 +65,8 @@ def export_package(
     import torch._inductor.config as inductor_config
     from torch._inductor.package import package_aoti
 
+    # What is baked in: the given graph's settings (e.g. the INT8 graph's float-part precision), else the detector's.
+    graph_config = asdict(getattr(graph, "config", detector.graph.config))
     # A given graph holds exported (quantized) modules, which refuse .eval(); they are inference graphs already.
     graph = _TupleGraph(graph) if graph is not None else _TupleGraph(detector.graph).eval()
     device = detector.device
@@ -75,7 +77,7 @@ def export_package(
         "family": detector.spec.family,
         "scale": detector.spec.scale,
         "detector_config": asdict(detector.config),
-        "graph_config": asdict(detector.graph.config),
+        "graph_config": graph_config,
         "buckets": [list(b) for b in buckets],
         "torch": torch.__version__,
         "device": device.type,

