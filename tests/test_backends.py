@@ -1,5 +1,5 @@
-"""Backends behind the same `Detector`: OpenVINO and ONNX Runtime give eager fp32's detections on the fixtures;
-the runner around another runtime routes buckets like the compiled engine; bad choices fail clearly."""
+"""Backends behind the same `Detector`: OpenVINO, ONNX Runtime and AOTInductor give eager fp32's detections on
+the fixtures; the runner around another runtime routes buckets like the compiled engine; bad choices fail clearly."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def test_external_network_refuses_another_head_branch(references):
         ({"backend": "inductor", "dtype": "int8", "outside": "eager"}, "outside='eager' is not supported"),
         ({"backend": "openvino", "inductor_options": {"cpp_wrapper": True}}, "apply to the inductor backend"),
         ({"inductor_options": {"cpp_wrapper": True}}, "only apply to a compiled engine"),
+        ({"compile": "aoti", "outside": "eager"}, "compile='aoti' serves only its buckets"),
     ],
 )
 def test_bad_backend_choices(fixtures, kwargs, message):
@@ -142,19 +143,26 @@ def test_inductor_options_reach_the_compiler(fixtures, monkeypatch, route):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["openvino", "onnxruntime"])
+@pytest.mark.parametrize(
+    ("backend", "extra"),
+    [("openvino", {}), ("onnxruntime", {}), ("inductor", {"compile": "aoti"})],
+    ids=["openvino", "onnxruntime", "inductor-aoti"],
+)
 @pytest.mark.parametrize("name", MODELS)
-def test_backend_detections_match_eager(fixtures, references, name, backend):
+def test_backend_detections_match_eager(fixtures, references, name, backend, extra):
     if not backend_available(backend):
         pytest.skip(f"{backend} not installed")
     ref = references[name]
-    det = load(fixtures / "checkpoints" / f"{name}.pt", imgsz=IMGSZ, backend=backend)
+    det = load(fixtures / "checkpoints" / f"{name}.pt", imgsz=IMGSZ, backend=backend, **extra)
     assert det.compiled and det.runner.backend == backend
+    if extra:  # AOTInductor-compiled at load, served in process: the package was a temporary file
+        assert det.runner.mode == "aoti" and set(det.runner.build_s) == {f"1x{IMGSZ}x{IMGSZ}"}
     for path in _pictures(fixtures):
         image = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB"))[..., ::-1])  # BGR, as cameras give
         want, got = ref(image, bgr=True)[0], det(image, bgr=True)[0]
         diff = compare_detections(want, got, image=path.name)
         assert diff.unchanged, diff.changes
-        # Both runtimes compute in fp32 with other summation orders than torch: ~2e-4 px and ~1e-6 in confidence
-        # were measured; 0.01 px / 1e-4 leave room for other CPUs' kernels and still catch any real difference.
+        # Every runtime computes in fp32 with other summation orders than eager torch (Inductor: fused oneDNN
+        # convolutions): ~2e-4 px and ~1e-6 in confidence were measured; 0.01 px / 1e-4 leave room for other
+        # CPUs' kernels and still catch any real difference.
         assert diff.box_dev_px <= 0.01 and diff.conf_dev <= 1e-4

@@ -51,12 +51,14 @@ def load(
     served with no compilation; its graph settings are fixed, thresholds can still change).
 
     Thresholds: see `DetectorConfig`; ``nms=False`` selects the one-to-one head of YOLOv10/YOLO26.
-    Engine: ``compile`` = None (eager) or a torch.compile mode ("default", "reduce-overhead",
-    "max-autotune", "max-autotune-no-cudagraphs"); ``buckets`` = input shapes to compile, as
-    "BxHxW" strings or tuples (default: one ``1 x imgsz x imgsz``); ``outside`` = "error" or "eager" for
-    inputs no bucket holds; ``dtype`` = "fp32", "bf16" or "fp16"; ``cache_dir`` = persistent compile cache
-    (default ``~/.cache/yolostream/inductor``); ``threads`` = CPU threads (default: the usable cores);
-    ``progress`` = show a progress bar while compiling. Compilation happens here, at load, for every bucket.
+    Engine: ``compile`` = None (eager), a torch.compile mode ("default", "reduce-overhead",
+    "max-autotune", "max-autotune-no-cudagraphs") or "aoti" (AOTInductor-compiled at load and served in
+    process: no Dynamo guard evaluation at each call; buckets only); ``buckets`` = input
+    shapes to compile, as "BxHxW" strings or tuples (default: one ``1 x imgsz x imgsz``); ``outside`` =
+    "error" or "eager" for inputs no bucket holds; ``dtype`` = "fp32", "bf16" or "fp16"; ``cache_dir`` =
+    persistent compile cache (default ``~/.cache/yolostream/inductor``); ``threads`` = CPU threads (default:
+    the usable cores); ``progress`` = show a progress bar while compiling. Compilation happens here, at
+    load, for every bucket.
 
     Backends (CPU; see `yolostream.engine.backends`): ``backend`` = "inductor" (torch.compile, ``compile``
     defaults to "default"), "openvino", "onnxruntime", or "auto" (the fastest here that passes the accuracy
@@ -82,7 +84,7 @@ def load(
 
     raw = read_checkpoint(path)
     model, spec = model_from_checkpoint(raw, fold_bn=fold)
-    if backend is not None or dtype in ("int8", "auto"):
+    if backend is not None or dtype in ("int8", "auto") or compile == "aoti":
         from yolostream.engine.choose import load_backend
 
         options = dict(imgsz=imgsz, mode=mode, nms=nms, **threshold_kwargs, **detector_options)

@@ -33,6 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "python-wrapper": {"options": {"cpp_wrapper": False}},
     "max-autotune": {"mode": "max-autotune"},
     "no-freezing": {"options": {"freezing": False}},
+    "aot": {"mode": "aoti"},  # AOTInductor-compiled at load, served in process (no Dynamo guards per call)
 }
 Log = Callable[[str], None]
 

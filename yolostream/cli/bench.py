@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="instead of the modes: backends side by side, e.g. all, inductor,openvino, inductor-int8, "
         "inductor-fp32+python-wrapper (variants: python-wrapper, cpp_wrapper [the CPU default], max-autotune, "
-        "no-freezing); timed interleaved",
+        "no-freezing, aot [AOTInductor-compiled at load, served in process]); timed interleaved",
     )
     p.add_argument("--rounds", type=int, default=10, help="--backends: interleaved rounds (default 10)")
     p.add_argument("--calib", nargs="+", default=None, metavar="PATH", help="--backends: int8 calibration pictures")

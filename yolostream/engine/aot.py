@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from yolostream.engine.buckets import Bucket, choose_bucket, pad_to_bucket
-from yolostream.engine.runtime import cpu_flags, set_threads
+from yolostream.engine.runtime import cpu_flags, set_threads, use_cache_dir
 from yolostream.errors import CheckpointError, ShapeError
 from yolostream.postprocess.candidates import Candidates
 
@@ -55,12 +55,15 @@ def export_package(
     progress: Callable[[str, int, int], None] | None = None,
     graph: nn.Module | None = None,
     extra: dict[str, Any] | None = None,
+    inductor_options: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """Compile ``detector``'s graph for every bucket into one package at ``path``; returns seconds per bucket.
 
     Built under ``no_grad``: exported with autograd on, the graph keeps its convolutions as separate
     ops and Inductor cannot fuse them. ``graph``: another graph with the detector's settings to package
-    instead (the INT8 one of `yolostream quantize`); ``extra``: more metadata (e.g. its accuracy gate).
+    instead (the INT8 one of `yolostream quantize`); ``extra``: more metadata (e.g. its accuracy gate);
+    ``inductor_options``: Inductor settings patched in while compiling (freezing is on for CPU unless they
+    say otherwise).
     """
     import torch._inductor.config as inductor_config
     from torch._inductor.package import package_aoti
@@ -94,7 +97,7 @@ def export_package(
             progress(str(bucket), i, len(buckets))
         start = time.perf_counter()
         x = torch.full((bucket.batch, 3, bucket.height, bucket.width), 114, dtype=torch.uint8, device=device)
-        with torch.no_grad(), inductor_config.patch(freezing=device.type == "cpu"):
+        with torch.no_grad(), inductor_config.patch({"freezing": device.type == "cpu", **(inductor_options or {})}):
             ep = torch.export.export(graph, (x, conf), strict=False)
             files[_model_name(bucket)] = torch._inductor.aot_compile(
                 ep.module(),
@@ -132,8 +135,41 @@ def package_models(path: str | os.PathLike[str]) -> list[str]:
     return models
 
 
+def compile_aot(
+    detector: Any,
+    buckets: Sequence[Bucket],
+    *,
+    graph: nn.Module | None = None,
+    threads: int | None = None,
+    cache_dir: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    inductor_options: dict[str, Any] | None = None,
+) -> AotRunner:
+    """``detector``'s graph (or ``graph``, e.g. an INT8 one) AOT-compiled for ``buckets`` and served in this
+    process (``backend="inductor", compile="aoti"``): a temporary package, loaded, then deleted.
+
+    Why: an AOTInductor model is called with no Dynamo guard evaluation, recompile stance or AOTAutograd
+    wrapper around its kernels. yolostream keeps no copy of these packages (``yolostream export`` writes one
+    to keep); Inductor's caches under ``cache_dir`` (as for the JIT engine) still shorten a rebuild.
+    """
+    use_cache_dir(cache_dir)
+    with tempfile.TemporaryDirectory(prefix="yolostream-aoti-") as tmp:
+        path = Path(tmp) / "graph.pt2"
+        seconds = export_package(
+            detector, buckets, path, progress=progress, graph=graph, inductor_options=inductor_options
+        )
+        runner = AotRunner(path, device=detector.device, threads=threads)
+    runner.build_s = seconds
+    return runner
+
+
 class AotRunner:
     """Callable ``(images uint8 [B, 3, H, W], conf) -> Candidates`` over the package's bucket models."""
+
+    backend = "inductor"
+    mode = "aoti"
+    dtype = "fp32"  # set by `yolostream.engine.backends` when built in process (bf16 / int8)
+    float_parts = "fp32"
 
     def __init__(
         self, path: str | os.PathLike[str], device: str | torch.device = "cpu", threads: int | None = None
@@ -160,6 +196,7 @@ class AotRunner:
         if self.metadata.get("device", "cpu") != self.device.type:
             raise CheckpointError(f"{path} was built for {self.metadata['device']}, not {self.device.type}")
         self.buckets = tuple(sorted(self.models, key=lambda k: (k.batch * k.height * k.width, k)))
+        self.build_s: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def bucket_for(self, batch: int, height: int, width: int) -> Bucket | None:

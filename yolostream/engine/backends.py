@@ -142,17 +142,34 @@ def _inductor(
         float_parts = int8_float_parts(detector.device)
         config = replace(detector.graph_config, amp=float_parts)
         graph = InferenceGraph(network, config)  # type: ignore[arg-type]
-    runner = CompiledRunner(
-        graph,
-        buckets,
-        mode,
-        outside=outside,
-        threads=threads,
-        cache_dir=cache_dir,
-        progress=progress,  # type: ignore[arg-type]
-        inductor_options=dict(inductor_options or {}),
-    )
-    runner.dtype = dtype  # type: ignore[attr-defined]
+    if mode == "aoti":
+        from yolostream.engine.aot import compile_aot
+
+        if outside != "error":
+            raise ConfigError("compile='aoti' serves only its buckets: outside='eager' is not supported")
+        runner: Any = compile_aot(
+            detector,
+            buckets,
+            graph=graph if dtype == "int8" else None,  # bf16: the detector's own graph carries the autocast
+            threads=threads,
+            cache_dir=cache_dir,
+            progress=progress,
+            inductor_options=dict(inductor_options or {}),
+        )
+        if dtype == "int8":
+            runner.network = graph.model  # what the accuracy gate's mAP check runs eagerly
+    else:
+        runner = CompiledRunner(
+            graph,
+            buckets,
+            mode,
+            outside=outside,
+            threads=threads,
+            cache_dir=cache_dir,
+            progress=progress,  # type: ignore[arg-type]
+            inductor_options=dict(inductor_options or {}),
+        )
+    runner.dtype = dtype
     runner.float_parts = float_parts or "fp32"
     return runner
 
