@@ -150,7 +150,7 @@ def _inductor(
         runner: Any = compile_aot(
             detector,
             buckets,
-            graph=graph if dtype == "int8" else None,  # bf16: the detector's own graph carries the autocast
+            graph=graph,  # the INT8 graph, else the detector's own (for bf16 it carries the autocast)
             threads=threads,
             cache_dir=cache_dir,
             progress=progress,
