@@ -7,7 +7,9 @@ Inductor against OpenVINO INT8 on the same calibration pictures, timed interleav
 Network only (uint8 letterboxed batch in, candidates out), a noise picture, medians over every round. Rows:
 ``old`` = stem in float, float parts fp32, Python wrapper, C2f concatenating cv1's two halves (the defaults
 before the AVX-512 sessions); ``new`` = stem quantized, float parts bf16 where native, cpp_wrapper, C2f
-concatenating cv1's whole output (the defaults now); one change at a time between.
+concatenating cv1's whole output (the defaults now); one change at a time between, and two options beside
+the defaults: the head's last 1x1 convolutions quantized too (what NNCF does; the accuracy gate decides), and
+the same graph AOTInductor-compiled and served in process (``compile="aoti"``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 import yolostream
 from yolostream.bench.environment import environment
+from yolostream.engine.aot import compile_aot
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.compiled import CompiledRunner
 from yolostream.engine.runtime import native_bf16
@@ -34,6 +37,7 @@ from yolostream.quant.pt2e import quantize_network
 
 FLOAT_STEM = ("stem", "head_outputs", "dfl", "attention")
 QUANT_STEM = ("head_outputs", "dfl", "attention")
+QUANT_HEAD = ("dfl", "attention")  # the head's last 1x1 convolutions quantized too (as NNCF does)
 
 
 @contextlib.contextmanager
@@ -71,11 +75,15 @@ def main() -> None:
     base = yolostream.load(args.model, imgsz=args.imgsz)
     bf16 = "bf16" if native_bf16() else None  # emulated bf16 would only measure the emulation
 
-    def inductor(keep: tuple[str, ...], amp: str | None, cpp_wrapper: bool, halves: bool = False) -> Callable:
+    def inductor(
+        keep: tuple[str, ...], amp: str | None, cpp_wrapper: bool, halves: bool = False, aot: bool = False
+    ) -> Callable:
         # The graph is captured at quantization: C2f's forward matters only while it runs.
         with _c2f_halves() if halves else contextlib.nullcontext():
             net = quantize_network(base.model, calib, one2one=base.graph_config.one2one, keep_float=keep)
         graph = InferenceGraph(net, dataclasses.replace(base.graph_config, amp=amp))  # type: ignore[arg-type]
+        if aot:
+            return compile_aot(base, [bucket], graph=graph, threads=args.threads)
         return CompiledRunner(graph, [bucket], threads=args.threads, inductor_options={"cpp_wrapper": cpp_wrapper})
 
     builders: dict[str, Callable[[], Callable]] = {
@@ -86,12 +94,16 @@ def main() -> None:
         "inductor-int8 new but fp32 parts": lambda: inductor(QUANT_STEM, None, True),
         "inductor-int8 new but float stem": lambda: inductor(FLOAT_STEM, bf16, True),
         "inductor-int8 new but C2f halves concatenated": lambda: inductor(QUANT_STEM, bf16, True, halves=True),
+        "inductor-int8 new + head outputs quantized": lambda: inductor(QUANT_HEAD, bf16, True),
+        "inductor-int8 new, AOTInductor in process": lambda: inductor(QUANT_STEM, bf16, True, aot=True),
         "openvino-int8 (NNCF)": lambda: (
             yolostream.load(
                 args.model, imgsz=args.imgsz, backend="openvino", dtype="int8", threads=args.threads, calib=args.calib
             ).runner
         ),
     }
+    if bf16 is None:  # without native bf16 the float parts are fp32 in "new" already: the row would repeat it
+        del builders["inductor-int8 new but fp32 parts"]
     runners: dict[str, Callable] = {}
     build_s: dict[str, float] = {}
     for name, build in builders.items():

@@ -95,6 +95,52 @@ def test_c2f_and_neck_concats_stay_int8(fixtures):
     assert len(int8) == 7, [[str(a.target) for a in n.args[0]] for n in cats]
 
 
+@needs_torchao
+def test_network_input_is_quantized_exactly(fixtures):
+    """The input (a uint8 picture / 255) is quantized with scale 1/255 and zero point 0, whatever the calibration
+    pictures: every pixel value 0..255 round-trips. Calibrated on dark pictures (<= 100), an observer would fit
+    the range to them (scale ~100/255/255) and read every brighter pixel as 100. With the stem kept in float
+    the input is not quantized at all."""
+    det = load(fixtures / "checkpoints" / "yolov8n-random.pt", imgsz=64)
+    bucket = Bucket(1, 64, 64)
+    dark = torch.randint(0, 101, (1, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    graph = quantize_network(det.model, {bucket: [dark]}).graphs["b1x64x64"].graph
+    quant = torch.ops.quantized_decomposed.quantize_per_tensor.default  # registered by torchao's import
+    (x,) = [n for n in graph.nodes if n.op == "placeholder"]
+    (q,) = [n for n in x.users if n.target == quant]
+    scale, zero_point = q.args[1:3]
+    assert scale == pytest.approx(1 / 255, rel=1e-6) and zero_point == 0
+    pixels = torch.arange(256, dtype=torch.float32) / 255
+    assert torch.equal(quant(pixels, scale, zero_point, 0, 255, torch.uint8), torch.arange(256).to(torch.uint8))
+    float_stem = quantize_network(det.model, {bucket: [dark]}, keep_float=("stem",)).graphs["b1x64x64"].graph
+    (x,) = [n for n in float_stem.nodes if n.op == "placeholder"]
+    assert not [n for n in x.users if n.target == quant]
+
+
+@needs_torchao
+@pytest.mark.parametrize("vnni", [False, True])
+def test_stem_weights_are_7_bit_without_vnni(fixtures, monkeypatch, vnni):
+    """Without VNNI, oneDNN adds u8 x s8 products pairwise into a saturating int16, and the picture's bright
+    pixels times 8-bit stem weights overflow it (on the AVX2 development machine the served INT8 then kept only
+    12/15 of the fp32 detections on the synth pictures against 15/15 simulated). So the stem's weights are
+    7-bit there (-64..63) and 8-bit elsewhere; the other convolutions keep -128..127 on every CPU."""
+    import yolostream.quant.pt2e as pt2e
+
+    monkeypatch.setattr(pt2e, "native_int8_dot", lambda: vnni)
+    det = load(fixtures / "checkpoints" / "yolov8n-random.pt", imgsz=64)
+    bucket = Bucket(1, 64, 64)
+    batch = torch.randint(0, 256, (1, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    module_owner = quantize_network(det.model, {bucket: [batch]})
+    module = module_owner.graphs["b1x64x64"]
+    per_channel = torch.ops.quantized_decomposed.dequantize_per_channel.default
+    ranges = [tuple(n.args[4:6]) for n in module.graph.nodes if n.target == per_channel]
+    stem = (-128, 127) if vnni else (-64, 63)
+    assert ranges[0] == stem and set(ranges[1:]) == {(-128, 127)}, ranges
+    assert module_owner.stem_weight_bits == (8 if vnni else 7)
+    weights = [n.args[0] for n in module.graph.nodes if n.target == per_channel]
+    assert int(getattr(module, weights[0].target).abs().max()) <= -stem[0]
+
+
 # --- the accuracy gate ---------------------------------------------------------------------------------------
 
 
@@ -195,6 +241,10 @@ def test_quantize_command_writes_a_gated_package(fixtures, tmp_path, capsys):
     expected = int8_float_parts("cpu")
     assert served.runner.metadata["graph_config"]["amp"] == expected
     assert served.runner.metadata["quantization"]["float_parts"] == (expected or "fp32")
+    from yolostream.engine.runtime import native_int8_dot
+
+    # The stem's weight width this machine quantized with (7 bits without VNNI), recorded.
+    assert served.runner.metadata["quantization"]["stem_weight_bits"] == (8 if native_int8_dot() else 7)
 
 
 def test_quantize_command_rejects_unknown_float_groups(fixtures, capsys):

@@ -56,13 +56,22 @@ def use_cache_dir(path: str | os.PathLike[str] | None) -> Path:
 
 def cpu_flags() -> list[str]:
     """The vector/matrix ISA flags of this CPU that matter for kernels (from /proc/cpuinfo)."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_tile", "amx_int8")
+    wanted = (
+        "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8"
+    )  # fmt: skip
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
         return []
     return [flag for flag in wanted if flag in flags]
+
+
+def native_int8_dot() -> bool:
+    """True when this CPU has an int8 dot-product instruction (VNNI or AMX) that accumulates u8 x s8 products in
+    int32; without it oneDNN pairs them in a saturating int16 first (`yolostream.quant.pt2e`)."""
+    flags = cpu_flags()
+    return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
 def native_bf16() -> bool:

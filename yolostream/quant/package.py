@@ -87,7 +87,8 @@ def quantize_model(
     # The float remainder in the precision the in-process INT8 backend gives it on this machine (bf16 where
     # the CPU has it natively): a package is built for the CPU flags of the machine that builds it anyway.
     packaged_config = replace(reference.graph_config, amp=int8_float_parts(reference.device))
-    quantization = {"gate": gate.to_dict(), "float_layers": report.float_layers, "calibration": len(files)}
+    quantization = {"gate": gate.to_dict(), "float_layers": report.float_layers, "calibration": len(files),
+                    "stem_weight_bits": network.stem_weight_bits}  # fmt: skip
     extra = {"quantization": {**quantization, "float_parts": packaged_config.amp or "fp32"}}
     report.compile_s = export_package(
         holder, parsed, out, progress=progress, graph=InferenceGraph(network, packaged_config), extra=extra

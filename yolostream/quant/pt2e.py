@@ -10,15 +10,17 @@ simulate the same arithmetic in float (what the accuracy gate can measure withou
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.external import BranchNetwork
-from yolostream.engine.runtime import quiet_loggers
+from yolostream.engine.runtime import native_int8_dot, quiet_loggers
 from yolostream.errors import ConfigError
 from yolostream.models.yolo import YOLO
 
@@ -70,11 +72,18 @@ class QuantizedNetwork(nn.Module):
     quantization (``one2one`` must match it). Under torch.compile the shape lookup happens at trace time.
     """
 
-    def __init__(self, graphs: Mapping[Bucket, nn.Module], one2one: bool, float_layers: Sequence[str]) -> None:
+    def __init__(
+        self,
+        graphs: Mapping[Bucket, nn.Module],
+        one2one: bool,
+        float_layers: Sequence[str],
+        stem_weight_bits: int | None = 8,
+    ) -> None:
         super().__init__()
         self.graphs = nn.ModuleDict({_key(b): g for b, g in graphs.items()})
         self.one2one = one2one
         self.float_layers = tuple(float_layers)
+        self.stem_weight_bits = stem_weight_bits  # 7 without VNNI (`_seven_bit_weights`), None: stem in float
 
     def forward(self, x: Tensor, one2one: bool = False) -> Tensor:
         if one2one != self.one2one:
@@ -87,6 +96,46 @@ class QuantizedNetwork(nn.Module):
 
 def _key(bucket: Bucket) -> str:
     return f"b{bucket.batch}x{bucket.height}x{bucket.width}"
+
+
+def _seven_bit_weights(config: Any) -> Any:
+    """``config`` with its int8 weights limited to -64..63 (per channel, symmetric, as before).
+
+    Why: without VNNI, oneDNN's int8 convolution multiplies uint8 activations by int8 weights with
+    ``vpmaddubsw``, which adds each pair of products into a saturating int16: 2 x 255 x 127 overflows it. The
+    stem's input is the picture, full of pixels near 255, so its sums do saturate (served detections then
+    differ from the simulated ones the gate measured); with 7-bit weights the largest pair, 2 x 255 x 64, fits.
+    Inner layers' activations sit near their zero point and keep 8-bit weights (NNCF's "first layer" overflow
+    fix does the same).
+    """
+    return dataclasses.replace(config, weight=dataclasses.replace(config.weight, quant_min=-64, quant_max=63))
+
+
+def _exact_input_quantizer(xiq: Any) -> Any:
+    """The x86 quantizer, except that the network input is quantized with scale 1/255, zero point 0.
+
+    Why: the input is a uint8 picture divided by 255, so those parameters represent it exactly. An observer's
+    range is fitted to the calibration pictures instead and can clip their brightest pixels (one measured range
+    ended at 0.98: every pixel above 250 read as 250), which a picture brighter than the calibration set
+    would lose more of. Inputs consumed in float (the stem kept in float) are left alone.
+    """
+    from torchao.quantization.pt2e.quantizer.quantizer import FixedQParamsQuantizationSpec
+
+    exact = FixedQParamsQuantizationSpec(
+        dtype=torch.uint8, scale=1 / 255, zero_point=0, quant_min=0, quant_max=255, qscheme=torch.per_tensor_affine
+    )
+
+    class ExactInputQuantizer(xiq.X86InductorQuantizer):  # type: ignore[misc, name-defined]
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            for x in (n for n in model.graph.nodes if n.op == "placeholder"):
+                for user in x.users:
+                    annotation = user.meta.get(xiq.QUANT_ANNOTATION_KEY)
+                    if annotation is not None and x in annotation.input_qspec_map:
+                        annotation.input_qspec_map[x] = exact
+            return model
+
+    return ExactInputQuantizer()
 
 
 def quantize_network(
@@ -107,12 +156,16 @@ def quantize_network(
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     skip = float_layers(model, keep_float)
+    stem_bits = None if "stem" in keep_float else 8 if native_int8_dot() else 7
     root = BranchNetwork(model.eval(), one2one).eval()
     graphs: dict[Bucket, nn.Module] = {}
     for bucket, batches in calibration.items():
         if not batches:
             raise ConfigError(f"no calibration batch for bucket {bucket}")
-        quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+        config = xiq.get_default_x86_inductor_quantization_config()
+        quantizer = _exact_input_quantizer(xiq).set_global(config)
+        if stem_bits == 7:
+            quantizer.set_module_name_qconfig("net.backbone.stem", _seven_bit_weights(config))
         for name in skip:
             quantizer.set_module_name_qconfig(f"net.{name}", None)
         example = (batches[0].float() / 255,)
@@ -124,4 +177,4 @@ def quantize_network(
                 prepared(images.float() / 255)
             graphs[bucket] = convert_pt2e(prepared)
         log.info("quantized bucket %s on %d batches (float: %s)", bucket, len(batches), ", ".join(keep_float) or "none")
-    return QuantizedNetwork(graphs, one2one, skip)
+    return QuantizedNetwork(graphs, one2one, skip, stem_bits)
