@@ -77,7 +77,7 @@ class QuantizedNetwork(nn.Module):
         graphs: Mapping[Bucket, nn.Module],
         one2one: bool,
         float_layers: Sequence[str],
-        stem_weight_bits: int | None = 8,
+        stem_weight_bits: int | None,
     ) -> None:
         super().__init__()
         self.graphs = nn.ModuleDict({_key(b): g for b, g in graphs.items()})
@@ -165,7 +165,8 @@ def quantize_network(
         config = xiq.get_default_x86_inductor_quantization_config()
         quantizer = _exact_input_quantizer(xiq).set_global(config)
         if stem_bits == 7:
-            quantizer.set_module_name_qconfig("net.backbone.stem", _seven_bit_weights(config))
+            (stem,) = float_layers(model, ("stem",))  # the stem's module name, as `float_layers` names it
+            quantizer.set_module_name_qconfig(f"net.{stem}", _seven_bit_weights(config))
         for name in skip:
             quantizer.set_module_name_qconfig(f"net.{name}", None)
         example = (batches[0].float() / 255,)
