@@ -421,6 +421,10 @@ GRAY_PIL = Image.fromarray(RGB).convert("L")  # PIL's own luma, replicated to 3 
         (torch.from_numpy(RGB).permute(2, 0, 1), {}, RGB),  # torch [3, H, W]
         (torch.from_numpy(RGB), {}, RGB),  # torch [H, W, 3]
         (torch.from_numpy(RGB), {"bgr": True}, RGB[..., ::-1]),  # torch [H, W, 3] BGR
+        (RGB[..., ::-1], {"bgr": True}, RGB),  # negative channel stride (a numpy flip): copied, then read
+        (RGB[::-1, ::-1], {}, RGB[::-1, ::-1]),  # negative row and column strides
+        (np.concatenate([RGB, RGB], 1)[:, ::2], {}, np.concatenate([RGB, RGB], 1)[:, ::2]),  # strided view
+        (torch.from_numpy(np.concatenate([RGB, ALPHA], 2))[..., :3], {"bgr": True}, RGB[..., ::-1]),  # HWC view
         (Image.fromarray(RGB), {}, RGB),  # PIL RGB
         (
             Image.fromarray(RGB).convert("L"),

@@ -146,9 +146,17 @@ def _area_fast(img: torch.Tensor, out_h: int, out_w: int, sx: int, sy: int) -> t
     OpenCV rounds a 2x2 mean as ``(sum + 2) >> 2`` (half up) but any other block as
     ``round_half_even(float32(sum) * float32(1 / area))``; both are reproduced.
     """
-    x = img[..., : out_h * sy, : out_w * sx].to(torch.int32)
-    lead = x.shape[:-2]
-    blocks = x.reshape(*lead, out_h, sy, out_w, sx).sum(dim=(-3, -1))
+    # Row offsets first, then column offsets, as plain strided adds: several times faster than a reduction
+    # over a 6-d block view (a 1280x720 BGR frame to the letterboxed input, with `inputs._planes`: 17.5 ->
+    # 1.7 ms, 2 threads). int16 holds any block sum up to 128 pixels.
+    wide = torch.int16 if sx * sy <= 128 else torch.int32
+    x = img[..., : out_h * sy, : out_w * sx]
+    rows = x[..., 0::sy, :].to(wide)
+    for i in range(1, sy):
+        rows = rows + x[..., i::sy, :]
+    blocks = rows[..., 0::sx]
+    for j in range(1, sx):
+        blocks = blocks + rows[..., j::sx]
     if sx == 2 and sy == 2:
         out = (blocks + 2) >> 2
     else:
