@@ -150,3 +150,36 @@ def test_default_key_names_this_machine():
     assert key["cpu_flags"] == sorted(cpu_flags())
     assert key["versions"]["torch"] == torch.__version__
     assert key["buckets"] == ["1x320x320", "4x320x320"]
+
+
+ALL_FLAGS = {
+    "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8"
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "allowed"),
+    [
+        ({}, ALL_FLAGS),  # no cap: the CPU's flags
+        ({"ONEDNN_MAX_CPU_ISA": "ALL"}, ALL_FLAGS),
+        # oneDNN capped at AVX2: no AVX-512, no VNNI of either width, no AMX (no native int8 dot, no native bf16).
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, {"avx2"}),
+        ({"ONEDNN_MAX_CPU_ISA": "AVX2_VNNI"}, {"avx2", "avx_vnni"}),
+        ({"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"}, {"avx2", "avx512f", "avx512_vnni"}),  # case-insensitive
+        ({"ATEN_CPU_CAPABILITY": "avx2"}, {"avx2", "avx_vnni"}),
+        ({"ATEN_CPU_CAPABILITY": "default"}, set()),
+    ],
+)
+def test_cpu_flags_follow_isa_limits(monkeypatch, env: dict[str, str], allowed: set[str]) -> None:
+    """An ISA cap in the environment removes what the kernels may not use from the flags that the int8 / bf16
+    choices and the auto cache key read (here: the cap's flags intersected with this CPU's)."""
+    from yolostream.engine import runtime
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    full = set(runtime.cpu_flags())
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert set(runtime.cpu_flags()) == full & allowed
+    assert runtime.native_int8_dot() == bool(full & allowed & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    assert runtime.native_bf16() == bool(full & allowed & {"avx512_bf16", "amx_bf16"})

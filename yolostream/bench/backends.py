@@ -200,9 +200,11 @@ def print_backends(doc: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     env, s = doc["environment"], doc["settings"]
+    limits = " ".join(f"{k}={v}" for k, v in env.get("isa_limits", {}).items())
     title = (
         f"backends: {doc['model']} {s['imgsz']}x{s['imgsz']} batch {s['batch']} on {env['cpu_model']} "
-        f"({env['cpu_capability']}; flags {' '.join(env['cpu_flags']) or 'none'}), torch {env['torch']}, "
+        f"({env['cpu_capability']}; flags {' '.join(env['cpu_flags']) or 'none'}{'; ' + limits if limits else ''}), "
+        f"torch {env['torch']}, "
         f"{env['threads']} threads, {s['rounds']}x{s['calls']} interleaved calls"
     )
     table = Table(title=title, title_justify="left")

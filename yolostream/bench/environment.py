@@ -41,6 +41,8 @@ def environment(device: torch.device, threads: int) -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_flags": cpu_flags(),
+        # Set, these cap the kernels' ISA below the CPU's (cpu_flags already follows them).
+        "isa_limits": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ},
         "usable_cores": usable_cores(),
         "threads": threads,
         # A busy machine ruins CPU figures (OpenMP threads spin against other processes): keep the evidence.

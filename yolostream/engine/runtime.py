@@ -54,17 +54,41 @@ def use_cache_dir(path: str | os.PathLike[str] | None) -> Path:
     return target
 
 
+_WANTED_FLAGS = (
+    "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8"
+)  # fmt: skip
+_AVX512 = {"avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni"}
+_AMX = {"amx_bf16", "amx_tile", "amx_int8"}
+# What oneDNN may not use under each ``ONEDNN_MAX_CPU_ISA`` value (its ISA names, upper case); values not
+# listed (ALL, the AMX levels, unknown ones) take nothing away.
+_ONEDNN_CAPS: dict[str, set[str]] = {
+    "SSE41": {"avx2", "avx_vnni"} | _AVX512 | _AMX,
+    "AVX": {"avx2", "avx_vnni"} | _AVX512 | _AMX,
+    "AVX2": {"avx_vnni"} | _AVX512 | _AMX,
+    "AVX2_VNNI": _AVX512 | _AMX,
+    "AVX2_VNNI_2": _AVX512 | _AMX,
+    "AVX512_CORE": {"avx_vnni", "avx512_vnni", "avx512_bf16", "avx512_fp16"} | _AMX,
+    "AVX512_CORE_VNNI": {"avx_vnni", "avx512_bf16", "avx512_fp16"} | _AMX,
+    "AVX512_CORE_BF16": {"avx_vnni", "avx512_fp16"} | _AMX,
+    "AVX512_CORE_FP16": _AMX,
+    "AVX10_1_512": _AMX,
+}
+# The same for ATen's and Inductor's vector code (``ATEN_CPU_CAPABILITY``).
+_ATEN_CAPS: dict[str, set[str]] = {"default": set(_WANTED_FLAGS), "avx2": _AVX512 | _AMX}
+
+
 def cpu_flags() -> list[str]:
-    """The vector/matrix ISA flags of this CPU that matter for kernels (from /proc/cpuinfo)."""
-    wanted = (
-        "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile", "amx_int8"
-    )  # fmt: skip
+    """The vector/matrix ISA flags that kernels may use here: this CPU's (/proc/cpuinfo), minus what
+    ``ONEDNN_MAX_CPU_ISA`` or ``ATEN_CPU_CAPABILITY`` forbid (e.g. ``ONEDNN_MAX_CPU_ISA=AVX2`` on an AVX-512
+    CPU: oneDNN then has no VNNI and no native bf16, and the INT8 and dtype choices must follow it)."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     except OSError:
         return []
-    return [flag for flag in wanted if flag in flags]
+    capped = _ONEDNN_CAPS.get(os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper(), set())
+    capped |= _ATEN_CAPS.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), set())
+    return [flag for flag in _WANTED_FLAGS if flag in flags and flag not in capped]
 
 
 def native_int8_dot() -> bool:
