@@ -90,19 +90,14 @@ def _from_tensor(t: torch.Tensor, bgr: bool) -> torch.Tensor:
     if t.ndim != 3:
         raise ShapeError(f"expected a [3, H, W] or [H, W, 3] tensor, got {_describe(t)}")
     # Channels-first wins when both ends are 3 (e.g. [3, H, 3]): it is torch's own layout.
-    if t.shape[0] == 3:
-        chw = t
-    elif t.shape[2] == 3:
-        if t.shape[0] < 1 or t.shape[1] < 1:
-            raise ShapeError(f"expected a non-empty picture, got {_describe(t)}")
-        return _planes(t, bgr)
-    else:
+    channels_first = t.shape[0] == 3
+    if not channels_first and t.shape[2] != 3:
         raise ShapeError(f"expected a [3, H, W] or [H, W, 3] tensor, got {_describe(t)}")
-    if chw.shape[1] < 1 or chw.shape[2] < 1:
+    if 0 in (t.shape[1:] if channels_first else t.shape[:2]):
         raise ShapeError(f"expected a non-empty picture, got {_describe(t)}")
-    if bgr:
-        chw = chw.flip(0)
-    return chw.contiguous()
+    if not channels_first:
+        return _planes(t, bgr)
+    return (t.flip(0) if bgr else t).contiguous()
 
 
 def to_rgb_chw(image: Any, *, bgr: bool = False) -> torch.Tensor:
