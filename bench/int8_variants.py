@@ -7,9 +7,9 @@ Inductor against OpenVINO INT8 on the same calibration pictures, timed interleav
 Network only (uint8 letterboxed batch in, candidates out), a noise picture, medians over every round. Rows:
 ``old`` = stem in float, float parts fp32, Python wrapper, C2f concatenating cv1's two halves (the defaults
 before the AVX-512 sessions); ``new`` = stem quantized, float parts bf16 where native, cpp_wrapper, C2f
-concatenating cv1's whole output (the defaults now); one change at a time between, and two options beside
-the defaults: the head's last 1x1 convolutions quantized too (what NNCF does; the accuracy gate decides), and
-the same graph AOTInductor-compiled and served in process (``compile="aoti"``).
+concatenating cv1's whole output, the uint8 pixels into the graph (the defaults now); one change at a time
+between, and two options beside the defaults: the head's last 1x1 convolutions quantized too (what NNCF does;
+the accuracy gate decides), and the same graph AOTInductor-compiled and served in process (``compile="aoti"``).
 """
 
 from __future__ import annotations
@@ -76,11 +76,18 @@ def main() -> None:
     bf16 = "bf16" if native_bf16() else None  # emulated bf16 would only measure the emulation
 
     def inductor(
-        keep: tuple[str, ...], amp: str | None, cpp_wrapper: bool, halves: bool = False, aot: bool = False
+        keep: tuple[str, ...],
+        amp: str | None,
+        cpp_wrapper: bool,
+        halves: bool = False,
+        aot: bool = False,
+        pixels: bool = True,
     ) -> Callable:
         # The graph is captured at quantization: C2f's forward matters only while it runs.
         with _c2f_halves() if halves else contextlib.nullcontext():
-            net = quantize_network(base.model, calib, one2one=base.graph_config.one2one, keep_float=keep)
+            net = quantize_network(
+                base.model, calib, one2one=base.graph_config.one2one, keep_float=keep, pixels_input=pixels
+            )
         graph = InferenceGraph(net, dataclasses.replace(base.graph_config, amp=amp))  # type: ignore[arg-type]
         if aot:
             return compile_aot(base, [bucket], graph=graph, threads=args.threads)
@@ -94,6 +101,9 @@ def main() -> None:
         "inductor-int8 new but fp32 parts": lambda: inductor(QUANT_STEM, None, True),
         "inductor-int8 new but float stem": lambda: inductor(FLOAT_STEM, bf16, True),
         "inductor-int8 new but C2f halves concatenated": lambda: inductor(QUANT_STEM, bf16, True, halves=True),
+        "inductor-int8 new but input quantize kept (float pixels in)": lambda: inductor(
+            QUANT_STEM, bf16, True, pixels=False
+        ),
         "inductor-int8 new + head outputs quantized": lambda: inductor(QUANT_HEAD, bf16, True),
         "inductor-int8 new, AOTInductor in process": lambda: inductor(QUANT_STEM, bf16, True, aot=True),
         "openvino-int8 (NNCF)": lambda: (

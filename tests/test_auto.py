@@ -6,6 +6,7 @@ selection logic and the cache, which the real `load(..., backend="auto")` wires 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -183,3 +184,22 @@ def test_cpu_flags_follow_isa_limits(monkeypatch, env: dict[str, str], allowed: 
     assert set(runtime.cpu_flags()) == full & allowed
     assert runtime.native_int8_dot() == bool(full & allowed & {"avx512_vnni", "avx_vnni", "amx_int8"})
     assert runtime.native_bf16() == bool(full & allowed & {"avx512_bf16", "amx_bf16"})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed (extra 'openvino')")
+def test_openvino_bf16_follows_isa_limits(monkeypatch) -> None:
+    """OpenVINO's plugin reads the CPU's own flags, but its oneDNN obeys ``ONEDNN_MAX_CPU_ISA``: capped at AVX2 on
+    a bf16 CPU it asked for bf16 kernels the cap forbids, and the INT8 model failed to compile ("Supported
+    primitive descriptors list is empty ... Softmax"). Under the cap the bf16 answer (the INT8 float-remainder
+    hint, the bf16 row) is no; without one it is the plugin's own."""
+    from yolostream.engine import baselines, openvino_backend, runtime
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    import openvino
+
+    plugin = "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert openvino_backend.native_bf16() == (plugin and runtime.native_bf16())
+    assert baselines.OpenVINORunner.native_bf16() == openvino_backend.native_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not openvino_backend.native_bf16() and not baselines.OpenVINORunner.native_bf16()

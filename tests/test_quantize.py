@@ -104,7 +104,8 @@ def test_network_input_is_quantized_exactly(fixtures):
     det = load(fixtures / "checkpoints" / "yolov8n-random.pt", imgsz=64)
     bucket = Bucket(1, 64, 64)
     dark = torch.randint(0, 101, (1, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
-    graph = quantize_network(det.model, {bucket: [dark]}).graphs["b1x64x64"].graph
+    # pixels_input=False keeps the quantize op that the default graph drops (`test_int8_graph_takes_pixels`).
+    graph = quantize_network(det.model, {bucket: [dark]}, pixels_input=False).graphs["b1x64x64"].graph
     quant = torch.ops.quantized_decomposed.quantize_per_tensor.default  # registered by torchao's import
     (x,) = [n for n in graph.nodes if n.op == "placeholder"]
     (q,) = [n for n in x.users if n.target == quant]
@@ -115,6 +116,31 @@ def test_network_input_is_quantized_exactly(fixtures):
     float_stem = quantize_network(det.model, {bucket: [dark]}, keep_float=("stem",)).graphs["b1x64x64"].graph
     (x,) = [n for n in float_stem.nodes if n.op == "placeholder"]
     assert not [n for n in x.users if n.target == quant]
+
+
+@needs_torchao
+def test_int8_graph_takes_pixels(fixtures):
+    """Because the input quantization is exact, the default INT8 graph drops it and takes the uint8 pixels
+    (no float round trip per pixel when compiled): the candidates are bit-identical to the graph that keeps the
+    quantize op. With the stem in float the input is consumed in float and the graph keeps taking pixels / 255."""
+    det = load(fixtures / "checkpoints" / "yolov8n-random.pt", imgsz=64)
+    bucket = Bucket(1, 64, 64)
+    batch = torch.randint(0, 256, (1, 3, 64, 64), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    pixels = quantize_network(det.model, {bucket: [batch]})
+    floats = quantize_network(det.model, {bucket: [batch]}, pixels_input=False)
+    assert pixels.takes_pixels and not floats.takes_pixels
+    quant = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    (x,) = [n for n in pixels.graphs["b1x64x64"].graph.nodes if n.op == "placeholder"]
+    assert not [n for n in x.users if n.target == quant]
+    assert InferenceGraph(pixels, det.graph_config).pixels_in and not InferenceGraph(floats, det.graph_config).pixels_in
+    conf = torch.tensor(0.01)  # low: many candidates compared, not a handful
+    with torch.no_grad():
+        got = InferenceGraph(pixels, det.graph_config)(batch, conf)
+        want = InferenceGraph(floats, det.graph_config)(batch, conf)
+    assert int(want.valid.sum()) > 10  # many candidates really compared
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)
+    assert not quantize_network(det.model, {bucket: [batch]}, keep_float=("stem",)).takes_pixels
 
 
 @needs_torchao

@@ -51,10 +51,13 @@ class InferenceGraph(nn.Module):
         self.model = model
         self.config = config
         self.dtype = dtype  # the network's input dtype (its weights' dtype)
+        # An INT8 network whose input quantization was exact takes the uint8 pixels as they are
+        # (`yolostream.quant.pt2e.QuantizedNetwork`); every other network takes pixels / 255.
+        self.pixels_in = bool(getattr(model, "takes_pixels", False))
 
     def forward(self, images: Tensor, conf: Tensor) -> Candidates:
         # Division (not multiplication by 1/255) is what the reference does; it rounds differently.
-        x = images.to(self.dtype) / 255
+        x = images if self.pixels_in else images.to(self.dtype) / 255
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         amp = _AMP.get(self.config.amp)

@@ -222,11 +222,11 @@ class OpenVINORunner:
 
     @classmethod
     def native_bf16(cls, core: Any = None) -> bool:
-        """Whether OpenVINO's CPU plugin reports native bf16 (AVX512-BF16 or AMX) on this machine."""
-        if core is None:
-            _require("openvino", "openvino")
-            core = importlib.import_module("openvino").Core()
-        return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        """Whether OpenVINO's CPU plugin reports native bf16 (AVX512-BF16 or AMX) here, under any ISA cap."""
+        _require("openvino", "openvino")
+        from yolostream.engine.openvino_backend import native_bf16
+
+        return native_bf16(core)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 [B, 3, H, W] -> float32 [B, 4 + nc, A] (a copy: the request reuses its output buffer)."""

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from yolostream.engine import runtime
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.external import BranchNetwork, ExternalNetwork, Session
 from yolostream.engine.runtime import quiet_loggers, usable_cores
@@ -34,9 +35,17 @@ def available(precision: str = "fp32") -> bool:
     return all(importlib.util.find_spec(m) is not None for m in mods)
 
 
-def native_bf16() -> bool:
-    """Whether OpenVINO's CPU plugin reports native bf16 here (AVX512-BF16 / AMX)."""
-    core = importlib.import_module("openvino").Core()
+def native_bf16(core: Any = None) -> bool:
+    """Whether OpenVINO's CPU plugin reports native bf16 here (AVX512-BF16 / AMX) and no ISA cap forbids it.
+
+    The plugin reads the CPU's own flags, but the oneDNN inside it obeys ``ONEDNN_MAX_CPU_ISA``: under an AVX2
+    cap on a bf16 CPU it would ask for bf16 kernels that oneDNN then refuses ("Supported primitive descriptors
+    list is empty"), so the cap-aware `runtime.native_bf16` has the last word.
+    """
+    if not runtime.native_bf16():
+        return False
+    if core is None:
+        core = importlib.import_module("openvino").Core()
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
@@ -74,16 +83,16 @@ def build_sessions(
             f"openvino{' / nncf' if precision == 'int8' else ''} not installed: pip install 'yolostream[{extra}]'"
         )
     ov = importlib.import_module("openvino")
-    if precision == "bf16" and not native_bf16():
+    core = ov.Core()
+    if precision == "bf16" and not native_bf16(core):
         raise ConfigError(
             "dtype='bf16': this CPU has no native bf16 (avx512_bf16 / amx_bf16); OpenVINO would emulate it"
         )
     if precision == "int8" and not calibration:
         raise ConfigError("dtype='int8' needs calibration batches")
-    core = ov.Core()
     # INT8's float remainder in bf16 where the CPU has it natively (OpenVINO's own default there), as the
     # Inductor INT8 path does (`backends.int8_float_parts`): the comparison stays like for like.
-    hint = "bf16" if precision == "int8" and native_bf16() else _HINT[precision]
+    hint = "bf16" if precision == "int8" and native_bf16(core) else _HINT[precision]
     config = {
         "INFERENCE_NUM_THREADS": threads or usable_cores(),
         "INFERENCE_PRECISION_HINT": hint,
