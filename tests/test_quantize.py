@@ -4,6 +4,7 @@ the lowered INT8 paths (Inductor JIT, the `quantize` package, OpenVINO NNCF) aga
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -214,8 +215,10 @@ def test_int8_float_parts_follow_native_bf16(monkeypatch, device, native, expect
 
 @needs_torchao
 @pytest.mark.slow
-@pytest.mark.parametrize("float_parts", ["fp32", "bf16"])
-def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib, monkeypatch, float_parts):
+@pytest.mark.parametrize(("float_parts", "mode"), [("fp32", None), ("bf16", None), ("fp32", "default")])
+def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib, monkeypatch, float_parts, mode):
+    """Served INT8 (AOTInductor by default on the CPU, `choose.default_mode`; torch.compile when asked) keeps the
+    fp32 detections."""
     import yolostream.engine.backends as backends
     from yolostream.engine.runtime import native_bf16
 
@@ -224,10 +227,17 @@ def test_inductor_int8_keeps_the_fp32_detections(fixtures, ref, calib, monkeypat
     # Either precision of the float remainder, whatever this CPU would choose by itself.
     monkeypatch.setattr(backends, "int8_float_parts", lambda device: "bf16" if float_parts == "bf16" else None)
     det = load(
-        fixtures / "checkpoints" / "yolo11n-shapes.pt", imgsz=IMGSZ, backend="inductor", dtype="int8", calib=calib
+        fixtures / "checkpoints" / "yolo11n-shapes.pt",
+        imgsz=IMGSZ,
+        backend="inductor",
+        dtype="int8",
+        calib=calib,
+        compile=mode,
     )
     assert det.config.dtype == "int8" and det.runner.dtype == "int8" and det.runner.float_parts == float_parts
-    assert det.runner.graph.config.amp == (None if float_parts == "fp32" else "bf16")
+    assert det.runner.mode == (mode or "aoti")
+    graph = det.runner.metadata["graph_config"] if mode is None else asdict(det.runner.graph.config)
+    assert graph["amp"] == (None if float_parts == "fp32" else "bf16")
     share, n_ref, _ = match_share(ref, det, [str(p) for p in calib])
     # Measured 14/15 kept: INT8 moves scores and boxes a little, so a detection the fp32 model itself is unsure
     # of may come or go; 0.9 is the accuracy gate's own threshold (a broken quantization keeps ~0).

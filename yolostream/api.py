@@ -61,11 +61,12 @@ def load(
     load, for every bucket.
 
     Backends (CPU; see `yolostream.engine.backends`): ``backend`` = "inductor" (torch.compile, ``compile``
-    defaults to "default"), "openvino", "onnxruntime", or "auto" (the fastest here that passes the accuracy
-    gate, measured once per machine and cached, `yolostream.engine.auto`); ``dtype`` may then also be "int8"
-    (post-training quantization calibrated on ``calib``: a folder or picture files) or "auto"; ``val`` = a
-    data.yaml whose mAP50-95 the auto choice's accuracy gate checks too. ``inductor_options``: Inductor
-    settings patched in while compiling, e.g. ``{"cpp_wrapper": True}`` or ``{"freezing": False}`` (what the
+    defaults to "default", and to "aoti" for ``dtype="int8"`` on the CPU: `yolostream.engine.choose.default_mode`),
+    "openvino", "onnxruntime", or "auto" (the fastest here that passes the accuracy gate, measured once per
+    machine and cached, `yolostream.engine.auto`); ``dtype`` may then also be "int8" (post-training
+    quantization calibrated on ``calib``: a folder or picture files) or "auto"; ``val`` = a data.yaml whose
+    mAP50-95 the auto choice's accuracy gate checks too. ``inductor_options``: Inductor settings patched in
+    while compiling, e.g. ``{"cpp_wrapper": True}`` or ``{"freezing": False}`` (what the
     `yolostream bench --backends` variants set).
     """
     if path is None:
