@@ -25,7 +25,7 @@ def default_mode(device: str | torch.device, dtype: str) -> str:
 
     Why: an INT8 engine serves only its buckets either way (no eager fallback), so AOTInductor takes no feature
     away, and it runs the same kernels without Dynamo's per-call guards and Python wrapper: yolov8n 640 network
-    only, in one run each, 0.88x the torch.compile time with every kernel capped at AVX2 (32.3 vs 36.2 ms),
+    only, one run each: 0.89x the torch.compile time with every kernel capped at AVX2 (32.3 vs 36.2 ms),
     yolov8s 0.98x; `bench/results/*-int8-pt2.13.json`. fp32 and bf16 keep torch.compile and its eager fallback.
     """
     return "aoti" if torch.device(device).type == "cpu" and dtype == "int8" else "default"
