@@ -148,8 +148,8 @@ def _pixels_input(graph: torch.fx.GraphModule) -> bool:
     dropped. Returns whether the graph was changed (not when the stem stays in float: it reads the float input).
 
     Why: compiled, that quantize op was a kernel of its own that converts every pixel to float and back while
-    transposing it into the convolution's channels-last order (AVX2: 1.4 ms of a 39 ms yolov8n forward);
-    without it only the uint8 transpose is left. The dequantized values are bit-identical.
+    transposing it into the convolution's channels-last order (kernels capped at AVX2: 1.4 ms of a 39 ms yolov8n
+    forward); without it only the uint8 transpose is left. The dequantized values are bit-identical.
     """
     quant = torch.ops.quantized_decomposed.quantize_per_tensor.default
     (x,) = [n for n in graph.graph.nodes if n.op == "placeholder"]
