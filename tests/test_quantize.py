@@ -213,6 +213,69 @@ def test_int8_float_parts_follow_native_bf16(monkeypatch, device, native, expect
     assert backends.int8_float_parts(device) == expected
 
 
+def _qconv_graph() -> torch.fx.GraphModule:
+    """Two int8 convolutions sharing one bf16 bias, a binary one with an fp32 bias (its bias sits at another
+    position), and a bf16 constant that is no bias: built, never run (the pass only rewrites constants)."""
+    root = torch.nn.Module()
+    root.register_buffer("b16", torch.tensor([0.1, -2.5, 3.0]).to(torch.bfloat16))
+    root.register_buffer("b32", torch.tensor([0.5, 1.5, -1.0]))
+    root.register_buffer("other16", torch.ones(3, dtype=torch.bfloat16))
+    g = torch.fx.Graph()
+    x, w, ws, wz = (g.placeholder(n) for n in ("x", "w", "ws", "wz"))
+    b16, b32, other = g.get_attr("b16"), g.get_attr("b32"), g.get_attr("other16")
+    conv = torch.ops.onednn.qconv_pointwise.default
+    tail = ([1, 1], [0, 0], [1, 1], 1, 1.0, 0, torch.bfloat16, "none", [], "")
+    a = g.call_function(conv, (x, 0.1, 0, w, ws, wz, b16, *tail))
+    b = g.call_function(conv, (a, 0.1, 0, w, ws, wz, b16, *tail))
+    binary = torch.ops.onednn.qconv2d_pointwise.binary
+    c = g.call_function(binary, (b, 0.1, 0, w, ws, wz, a, b32, [1, 1], [0, 0], [1, 1], 1, 1.0, 0, None,
+                                 1.0, 0, "sum", 1.0, "none", [], ""))  # fmt: skip
+    g.output((c, g.call_function(torch.add, (other, 1))))
+    return torch.fx.GraphModule(root, g)
+
+
+def test_fp32_conv_bias_pass_widens_only_bf16_conv_biases():
+    from yolostream.quant.bias_pass import FP32ConvBias
+
+    gm = _qconv_graph()
+    FP32ConvBias()(gm.graph)
+    convs = [n for n in gm.graph.nodes if str(n.target).startswith("onednn.")]
+    biases = [convs[0].args[6], convs[1].args[6], convs[2].args[7]]
+    assert biases[0] is biases[1]  # one widened constant for the shared bias
+    widened = getattr(gm, biases[0].target)
+    assert widened.dtype == torch.float32 and torch.equal(widened, gm.b16.float())  # same values, bit for bit
+    assert biases[2].target == "b32"  # already fp32: untouched
+    attrs = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    assert "b16" not in attrs and "other16" in attrs  # the unused bf16 node is gone; a non-bias one stays
+
+
+@needs_torchao
+@pytest.mark.parametrize("float_parts", ["bf16", None])
+def test_int8_compile_gets_the_bias_pass_with_bf16_parts(fixtures, calib, monkeypatch, float_parts):
+    import yolostream.engine.backends as backends
+    import yolostream.engine.compiled as compiled
+    from yolostream.quant.bias_pass import FP32ConvBias
+
+    monkeypatch.setattr(compiled, "CompiledRunner", _Recorder)
+    monkeypatch.setattr(backends, "int8_float_parts", lambda device: float_parts)
+    _BUILT.clear()
+    path = fixtures / "checkpoints" / "yolo11n-shapes.pt"
+    load(path, imgsz=IMGSZ, backend="inductor", dtype="int8", calib=calib, compile="default")
+    chosen = _BUILT[0]["inductor_options"].get("post_grad_custom_pre_pass")
+    assert isinstance(chosen, FP32ConvBias) if float_parts == "bf16" else chosen is None
+
+
+_BUILT: list[dict] = []
+
+
+class _Recorder:
+    """Stands in for `CompiledRunner`: records what it was built with (in `_BUILT`), compiles nothing."""
+
+    def __init__(self, graph, buckets, mode="default", **kwargs):
+        _BUILT.append({"mode": mode, "graph": graph, **kwargs})
+        self.graph = graph
+
+
 @needs_torchao
 @pytest.mark.slow
 @pytest.mark.parametrize(("float_parts", "mode"), [("fp32", None), ("bf16", None), ("fp32", "default")])
