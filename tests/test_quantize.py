@@ -97,6 +97,36 @@ def test_c2f_and_neck_concats_stay_int8(fixtures):
 
 
 @needs_torchao
+def test_float_concats_quantize_their_parts(fixtures):
+    """The remaining float concats (yolov8n: the 4 backbone C2f blocks, whose inner outputs are residual adds,
+    and the 2 after an upsample) quantize each part on its way in instead of the concat's result: the same
+    values bit for bit, with no float concat left for Inductor to write out and read back."""
+    det = load(fixtures / "checkpoints" / "yolov8n-random.pt", imgsz=64)
+    bucket = Bucket(1, 64, 64)
+    batch = torch.randint(0, 256, (1, 3, 64, 64), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    before = quantize_network(det.model, {bucket: [batch]}, concat_parts=False).graphs["b1x64x64"]
+    after = quantize_network(det.model, {bucket: [batch]}).graphs["b1x64x64"]
+    quant = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    dequant = torch.ops.quantized_decomposed.dequantize_per_tensor.default
+    cat = torch.ops.aten.cat.default
+
+    def quantized_cats(graph, of_parts):
+        cats = [n for n in graph.graph.nodes if n.target == cat]
+        if of_parts:
+            return [n for n in cats if all(p.target == quant for p in n.args[0])]
+        # A float concat quantized afterwards (the int8 concats, of dequantized parts, are left as they are).
+        return [
+            n for n in cats if [u.target for u in n.users] == [quant] and all(p.target != dequant for p in n.args[0])
+        ]
+
+    assert len(quantized_cats(before, of_parts=False)) == 6 and not quantized_cats(before, of_parts=True)
+    assert len(quantized_cats(after, of_parts=True)) == 6 and not quantized_cats(after, of_parts=False)
+    with torch.no_grad():
+        outs = [torch.utils._pytree.tree_leaves(g(batch)) for g in (before, after)]
+    assert len(outs[0]) == len(outs[1]) and all(torch.equal(a, b) for a, b in zip(*outs, strict=True))
+
+
+@needs_torchao
 def test_network_input_is_quantized_exactly(fixtures):
     """The input (a uint8 picture / 255) is quantized with scale 1/255 and zero point 0, whatever the calibration
     pictures: every pixel value 0..255 round-trips. Calibrated on dark pictures (<= 100), an observer would fit
@@ -247,6 +277,15 @@ def test_fp32_conv_bias_pass_widens_only_bf16_conv_biases():
     assert biases[2].target == "b32"  # already fp32: untouched
     attrs = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
     assert "b16" not in attrs and "other16" in attrs  # the unused bf16 node is gone; a non-bias one stays
+
+
+def test_with_bias_pass_only_for_bf16_parts_and_never_over_the_callers_pass():
+    from yolostream.quant.bias_pass import FP32ConvBias, with_bias_pass
+
+    assert isinstance(with_bias_pass("bf16", {"cpp_wrapper": True})["post_grad_custom_pre_pass"], FP32ConvBias)
+    assert with_bias_pass(None, {"cpp_wrapper": True}) == {"cpp_wrapper": True}
+    mine = object()
+    assert with_bias_pass("bf16", {"post_grad_custom_pre_pass": mine})["post_grad_custom_pre_pass"] is mine
 
 
 @needs_torchao

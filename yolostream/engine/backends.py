@@ -142,11 +142,10 @@ def _inductor(
         float_parts = int8_float_parts(detector.device)
         config = replace(detector.graph_config, amp=float_parts)
         graph = InferenceGraph(network, config)  # type: ignore[arg-type]
-        if float_parts == "bf16" and "post_grad_custom_pre_pass" not in (inductor_options or {}):
-            from yolostream.quant.bias_pass import FP32ConvBias
+        from yolostream.quant.bias_pass import with_bias_pass
 
-            # The int8 convolutions' biases as fp32 constants, not converted from bf16 on every call.
-            inductor_options = {**(inductor_options or {}), "post_grad_custom_pre_pass": FP32ConvBias()}
+        # bf16 parts: the int8 convolutions' biases as fp32 constants, not widened from bf16 on every call.
+        inductor_options = with_bias_pass(float_parts, inductor_options)
     if mode == "aoti":
         from yolostream.engine.aot import compile_aot
 

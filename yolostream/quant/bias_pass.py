@@ -9,6 +9,7 @@ widened once) as fp32 constants, so every result is bit-identical and the per-ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -45,6 +46,15 @@ class FP32ConvBias(CustomGraphPass):
 
     def uuid(self) -> Any:
         return get_hash_for_files((__file__,))
+
+
+def with_bias_pass(float_parts: str | None, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Inductor ``options`` for an INT8 graph: plus `FP32ConvBias` when its float parts are bf16 (a
+    ``post_grad_custom_pre_pass`` the caller set wins)."""
+    out = dict(options or {})
+    if float_parts == "bf16" and "post_grad_custom_pre_pass" not in out:
+        out["post_grad_custom_pre_pass"] = FP32ConvBias()
+    return out
 
 
 def _bias_index(node: torch.fx.Node) -> int | None:

@@ -80,6 +80,7 @@ def quantize_model(
 
     from yolostream.engine.aot import export_package
     from yolostream.engine.backends import int8_float_parts
+    from yolostream.quant.bias_pass import with_bias_pass
 
     holder = Detector(
         reference.model, reference.spec, reference.names, config, source=reference.source, arch=reference.arch
@@ -91,8 +92,14 @@ def quantize_model(
                     "stem_weight_bits": network.stem_weight_bits}  # fmt: skip
     extra = {"quantization": {**quantization, "float_parts": packaged_config.amp or "fp32"}}
     report.compile_s = export_package(
-        holder, parsed, out, progress=progress, graph=InferenceGraph(network, packaged_config), extra=extra
-    )  # type: ignore[arg-type]
+        holder,
+        parsed,
+        out,
+        progress=progress,
+        graph=InferenceGraph(network, packaged_config),  # type: ignore[arg-type]
+        extra=extra,
+        inductor_options=with_bias_pass(packaged_config.amp, None),
+    )
     report.path = Path(out)
     if all((b.height, b.width) == (imgsz, imgsz) for b in parsed[:1]):
         packaged = load(out)
