@@ -2,9 +2,10 @@
 
 Under bf16 autocast (`engine.backends.int8_float_parts`) the traced convolutions take a bf16 bias, and
 Inductor's freezing folds it into a bf16 constant. oneDNN's int8 convolution wants an fp32 bias, so ATen
-converts that constant back on every call: one allocation and one conversion per convolution (57 in yolov8n),
-about 2 ms of a profiled 40 ms call on AVX-512 + AMX. This pass stores the same values (the bf16-rounded bias,
-widened once) as fp32 constants, so every result is bit-identical and the per-call conversions are gone.
+converts that constant back on every call: one allocation and one conversion per convolution (57 in yolov8n;
+under the profiler, AVX-512 + AMX, the ATen work outside the kernels fell from 3.0 to 0.7 ms per call without
+them). This pass stores the same values (the bf16-rounded bias, widened once) as fp32 constants, so every result
+is bit-identical; interleaved without the profiler, yolov8n and yolov8s network time 0.97-0.99x.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ def _quantize_concat_parts(graph: torch.fx.GraphModule) -> int:
         if any(not isinstance(p, torch.fx.Node) or p.target == dequant for p in parts):
             continue
         with graph.graph.inserting_before(q):
-            quantized = [graph.graph.call_function(quant, (p, *q.args[1:])) for p in parts]
+            quantized = [graph.graph.call_function(quant, (p, *q.args[1:]), dict(q.kwargs)) for p in parts]
             rebuilt = graph.graph.call_function(cat, (quantized, *joined.args[1:]), dict(joined.kwargs))
         q.replace_all_uses_with(rebuilt)
         graph.graph.erase_node(q)
