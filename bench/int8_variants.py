@@ -7,9 +7,10 @@ Inductor against OpenVINO INT8 on the same calibration pictures, timed interleav
 Network only (uint8 letterboxed batch in, candidates out), a noise picture, medians over every round. Rows:
 ``old`` = stem in float, float parts fp32, Python wrapper, C2f concatenating cv1's two halves (the defaults
 before the AVX-512 sessions); ``new`` = stem quantized, float parts bf16 where native, cpp_wrapper, C2f
-concatenating cv1's whole output, the uint8 pixels into the graph (the defaults now); one change at a time
-between, and two options beside the defaults: the head's last 1x1 convolutions quantized too (what NNCF does;
-the accuracy gate decides), and the same graph AOTInductor-compiled and served in process (``compile="aoti"``).
+concatenating cv1's whole output, the uint8 pixels into the graph, float concats quantized part by part, fp32
+conv biases with bf16 parts (the defaults now); one change at a time between, and two options beside the
+defaults: the head's last 1x1 convolutions quantized too (what NNCF does; the accuracy gate decides), and the
+same graph AOTInductor-compiled and served in process (``compile="aoti"``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from yolostream.engine.compiled import CompiledRunner
 from yolostream.engine.runtime import native_bf16
 from yolostream.graph import InferenceGraph
 from yolostream.models.blocks import C2f
+from yolostream.quant.bias_pass import with_bias_pass
 from yolostream.quant.calibration import calibration_batches, calibration_files
 from yolostream.quant.pt2e import quantize_network
 
@@ -82,20 +84,29 @@ def main() -> None:
         halves: bool = False,
         aot: bool = False,
         pixels: bool = True,
+        concat_parts: bool = True,
+        bias_pass: bool = True,
     ) -> Callable:
         # The graph is captured at quantization: C2f's forward matters only while it runs.
         with _c2f_halves() if halves else contextlib.nullcontext():
             net = quantize_network(
-                base.model, calib, one2one=base.graph_config.one2one, keep_float=keep, pixels_input=pixels
+                base.model,
+                calib,
+                one2one=base.graph_config.one2one,
+                keep_float=keep,
+                pixels_input=pixels,
+                concat_parts=concat_parts,
             )
         graph = InferenceGraph(net, dataclasses.replace(base.graph_config, amp=amp))  # type: ignore[arg-type]
+        # As `load` compiles INT8: with bf16 parts, the fp32 conv-bias pass (`yolostream.quant.bias_pass`).
+        options = with_bias_pass(amp if bias_pass else None, {"cpp_wrapper": cpp_wrapper})
         if aot:
-            return compile_aot(base, [bucket], graph=graph, threads=args.threads)
-        return CompiledRunner(graph, [bucket], threads=args.threads, inductor_options={"cpp_wrapper": cpp_wrapper})
+            return compile_aot(base, [bucket], graph=graph, threads=args.threads, inductor_options=options)
+        return CompiledRunner(graph, [bucket], threads=args.threads, inductor_options=options)
 
     builders: dict[str, Callable[[], Callable]] = {
         "inductor-int8 old (float stem, fp32 parts, python wrapper, C2f halves)": lambda: inductor(
-            FLOAT_STEM, None, False, halves=True
+            FLOAT_STEM, None, False, halves=True, concat_parts=False
         ),
         "inductor-int8 new (quantized stem, bf16 parts, cpp_wrapper)": lambda: inductor(QUANT_STEM, bf16, True),
         "inductor-int8 new but fp32 parts": lambda: inductor(QUANT_STEM, None, True),
@@ -103,6 +114,12 @@ def main() -> None:
         "inductor-int8 new but C2f halves concatenated": lambda: inductor(QUANT_STEM, bf16, True, halves=True),
         "inductor-int8 new but input quantize kept (float pixels in)": lambda: inductor(
             QUANT_STEM, bf16, True, pixels=False
+        ),
+        "inductor-int8 new but float concats quantized whole": lambda: inductor(
+            QUANT_STEM, bf16, True, concat_parts=False
+        ),
+        "inductor-int8 new but conv biases widened per call (no bias pass)": lambda: inductor(
+            QUANT_STEM, bf16, True, bias_pass=False
         ),
         "inductor-int8 new + head outputs quantized": lambda: inductor(QUANT_HEAD, bf16, True),
         "inductor-int8 new, AOTInductor in process": lambda: inductor(QUANT_STEM, bf16, True, aot=True),
@@ -112,8 +129,9 @@ def main() -> None:
             ).runner
         ),
     }
-    if bf16 is None:  # without native bf16 the float parts are fp32 in "new" already: the row would repeat it
+    if bf16 is None:  # without native bf16 the float parts are fp32 in "new" already: these rows would repeat it
         del builders["inductor-int8 new but fp32 parts"]
+        del builders["inductor-int8 new but conv biases widened per call (no bias pass)"]
     runners: dict[str, Callable] = {}
     build_s: dict[str, float] = {}
     for name, build in builders.items():

@@ -288,6 +288,17 @@ def test_with_bias_pass_only_for_bf16_parts_and_never_over_the_callers_pass():
     assert with_bias_pass("bf16", {"post_grad_custom_pre_pass": mine})["post_grad_custom_pre_pass"] is mine
 
 
+_BUILT: list[dict] = []
+
+
+class _Recorder:
+    """Stands in for `CompiledRunner`: records what it was built with (in `_BUILT`), compiles nothing."""
+
+    def __init__(self, graph, buckets, mode="default", **kwargs):
+        _BUILT.append({"mode": mode, "graph": graph, **kwargs})
+        self.graph = graph
+
+
 @needs_torchao
 @pytest.mark.parametrize("float_parts", ["bf16", None])
 def test_int8_compile_gets_the_bias_pass_with_bf16_parts(fixtures, calib, monkeypatch, float_parts):
@@ -302,17 +313,6 @@ def test_int8_compile_gets_the_bias_pass_with_bf16_parts(fixtures, calib, monkey
     load(path, imgsz=IMGSZ, backend="inductor", dtype="int8", calib=calib, compile="default")
     chosen = _BUILT[0]["inductor_options"].get("post_grad_custom_pre_pass")
     assert isinstance(chosen, FP32ConvBias) if float_parts == "bf16" else chosen is None
-
-
-_BUILT: list[dict] = []
-
-
-class _Recorder:
-    """Stands in for `CompiledRunner`: records what it was built with (in `_BUILT`), compiles nothing."""
-
-    def __init__(self, graph, buckets, mode="default", **kwargs):
-        _BUILT.append({"mode": mode, "graph": graph, **kwargs})
-        self.graph = graph
 
 
 @needs_torchao
