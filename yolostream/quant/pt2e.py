@@ -178,8 +178,9 @@ def _quantize_concat_parts(graph: torch.fx.GraphModule) -> int:
     (the backbone C2f blocks: cv1's output and the residual adds; the upsampled concats), one kernel with three
     passes over the data. Quantizing each part on its way into the concat writes only the uint8 result.
     Interleaved call by call, AVX-512 + AMX, 2 threads: yolov8n fp32 parts 0.96-0.98x the network time,
-    yolov8s bf16 parts 0.95-0.97x. With bf16 parts a fused kernel now quantizes a residual sum before it is
-    rounded to bf16 (Inductor keeps fused intermediates in fp32), so a value may land one int8 step away.
+    yolov8s bf16 parts 0.95-0.97x; kernels capped at AVX2: 1.00-1.01x (neutral). With bf16 parts a fused
+    kernel now quantizes a residual sum before it is rounded to bf16 (Inductor keeps fused intermediates in
+    fp32), so a value may land one int8 step away.
     """
     quant = torch.ops.quantized_decomposed.quantize_per_tensor.default
     dequant = torch.ops.quantized_decomposed.dequantize_per_tensor.default
