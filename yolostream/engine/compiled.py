@@ -4,9 +4,11 @@ Design (see docs/engine.md):
 - one ``torch.compile(graph, fullgraph=True, dynamic=False)``; each bucket is a static-shape entry of it,
   compiled during warm-up in the creating thread, under ``inference_mode`` (the mode every call uses:
   a change of grad mode, thread count or dtype would otherwise recompile);
-- after warm-up every call runs under ``set_stance("fail_on_recompile")``: a shape outside the buckets is
-  routed before it can reach the compiler (error, or the eager graph if so configured), and anything else
-  that would recompile raises instead of stalling the serving path;
+- after warm-up every call runs under Dynamo's serving stance (`yolostream.engine.stance`: fail on
+  recompile, only the guards that tell cache entries apart): a shape outside the buckets is routed before
+  it can reach the compiler (error, or the eager graph if so configured), and anything else that would
+  recompile raises instead of stalling the serving path; warm-ups wait while runners serve, and the other
+  way round;
 - calls are serialised by a lock, so one runner can be shared by threads (the pipeline uses a single
   owner thread anyway); CUDA-graph outputs are copied out before the next replay can overwrite them.
 """
@@ -23,6 +25,7 @@ from typing import Literal
 
 import torch
 
+from yolostream.engine import stance
 from yolostream.engine.buckets import Bucket, choose_bucket, pad_to_bucket
 from yolostream.engine.runtime import set_threads, use_cache_dir
 from yolostream.errors import ShapeError
@@ -110,6 +113,7 @@ class CompiledRunner:
         import torch._inductor.config as inductor_config
 
         stack = contextlib.ExitStack()
+        stack.enter_context(stance.compiling())
         stack.enter_context(inductor_config.patch({"freezing": self.freezing, **self.inductor_options}))
         # Each bucket is one more cache entry of the same code object (InferenceGraph.forward), and so is
         # every bucket of every other engine in this process: leave room for all of them. The limit only
@@ -154,6 +158,11 @@ class CompiledRunner:
         return choose_bucket(self.buckets, batch, height, width)
 
     def __call__(self, images: torch.Tensor, conf: torch.Tensor) -> Candidates:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.device != self.device:
+            raise ShapeError(
+                f"the compiled graph takes uint8 [B, 3, H, W] images on {self.device}, got {images.dtype} "
+                f"{tuple(images.shape)} on {images.device}"
+            )
         b, _, h, w = images.shape
         bucket = self.bucket_for(b, h, w)
         if bucket is None:
@@ -170,7 +179,7 @@ class CompiledRunner:
             x = pad_to_bucket(images, bucket)
             x = x if x.is_inference() else x.clone()
             conf = conf if conf.is_inference() else conf.clone()
-            with self._lock, torch.compiler.set_stance("fail_on_recompile"):
+            with self._lock, stance.serving():
                 out = self._run(x, conf)
         return Candidates(*(t[:b] for t in out)) if bucket.batch != b else out
 
