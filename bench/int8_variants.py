@@ -37,9 +37,9 @@ from yolostream.quant.bias_pass import with_bias_pass
 from yolostream.quant.calibration import calibration_batches, calibration_files
 from yolostream.quant.pt2e import quantize_network
 
-FLOAT_STEM = ("stem", "head_outputs", "dfl", "attention")
-QUANT_STEM = ("head_outputs", "dfl", "attention")
-QUANT_HEAD = ("dfl", "attention")  # the head's last 1x1 convolutions quantized too (as NNCF does)
+FLOAT_STEM = ("stem", "head_outputs", "attention")
+QUANT_STEM = ("head_outputs", "attention")
+QUANT_HEAD = ("attention",)  # the head's last 1x1 convolutions quantized too (as NNCF does)
 
 
 @contextlib.contextmanager

@@ -63,9 +63,10 @@ def test_calibration_errors(tmp_path, source, message):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        # the last 1x1 conv of each box (cv2) and class (cv3) branch at three levels + DFL + attention
-        ("yolo11n-shapes", 2 * 3 + 1 + 1),
-        ("yolo26n-shapes", 4 * 3 + 1),  # the one-to-one copies too; no DFL (reg_max 1)
+        # the last 1x1 conv of each box (cv2) and class (cv3) branch at three levels + attention (the DFL is
+        # not in the quantized graph: it is part of the float decode)
+        ("yolo11n-shapes", 2 * 3 + 1),
+        ("yolo26n-shapes", 4 * 3 + 1),  # the one-to-one copies too
     ],
 )
 def test_float_layers(fixtures, name, expected):
@@ -75,6 +76,7 @@ def test_float_layers(fixtures, name, expected):
     assert float_layers(model, ("stem",)) == ["backbone.stem"]
     modules = dict(model.named_modules())
     assert all(n in modules for n in names)
+    assert float_layers(model, ("dfl",)) == []  # accepted (older scripts), names nothing
     with pytest.raises(ConfigError, match="unknown layer group"):
         float_layers(model, ("backbone",))
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from yolostream.models.head import decode_best
 from yolostream.models.yolo import YOLO
 from yolostream.postprocess.boxes import xywh_to_xyxy
-from yolostream.postprocess.candidates import Candidates, select_candidates, topk_one_to_one
+from yolostream.postprocess.candidates import Candidates, select_best, select_candidates, topk_one_to_one
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,33 @@ class InferenceGraph(nn.Module):
         self.pixels_in = bool(getattr(model, "takes_pixels", False))
 
     def forward(self, images: Tensor, conf: Tensor) -> Candidates:
+        x = self.network_input(images)
+        if hasattr(self.model, "levels") and not (self.config.one2one or self.config.multi_label):
+            return self.best_per_anchor(x, conf)
+        return self.all_scores(x, conf)
+
+    def network_input(self, images: Tensor) -> Tensor:
+        """uint8 [B, 3, H, W] -> what the network takes: pixels / 255 in its dtype (or the pixels themselves)."""
         # Division (not multiplication by 1/255) is what the reference does; it rounds differently.
         x = images if self.pixels_in else images.to(self.dtype) / 255
-        if self.config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last) if self.config.channels_last else x
+
+    def _autocast(self, device: torch.device) -> torch.autocast:
         amp = _AMP.get(self.config.amp)
-        with torch.autocast(images.device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        return torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None)
+
+    def best_per_anchor(self, x: Tensor, conf: Tensor) -> Candidates:
+        """NMS candidates from each anchor's best class only (`decode_best`: per level, one sigmoid per
+        anchor), decoded in float32 outside autocast. Needs a network with per-level outputs (``levels``,
+        ``strides``, ``reg_max``: `YOLO`, `yolostream.quant.pt2e.QuantizedNetwork`); one-to-many only."""
+        with self._autocast(x.device):
+            levels = self.model.levels(x)
+        best = decode_best(levels, self.model.strides, self.model.reg_max)
+        return select_best(best.boxes, best.scores, best.classes, conf, self.config.max_candidates)
+
+    def all_scores(self, x: Tensor, conf: Tensor) -> Candidates:
+        """Candidates from the network's decoded [B, 4 + nc, A] output: every path, every network kind."""
+        with self._autocast(x.device):
             y = self.model(x, self.config.one2one)
         y = y.transpose(1, 2).float()  # [B, A, 4 + nc]
         boxes, scores = xywh_to_xyxy(y[..., :4]), y[..., 4:]

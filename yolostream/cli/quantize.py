@@ -25,8 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-nms", dest="nms", action="store_false", help="YOLOv10/YOLO26: bake the one-to-one head")
     p.add_argument(
         "--keep-float",
-        default="head_outputs,dfl,attention",
-        help="layer groups left in float, comma-separated: stem, head_outputs, dfl, attention ('' quantizes all)",
+        default="head_outputs,attention",
+        help="layer groups left in float, comma-separated: stem, head_outputs, attention ('' quantizes all; "
+        "the DFL decode is always float)",
     )
     p.add_argument("--max-map-drop", type=float, default=0.01, help="largest mAP50-95 drop accepted (default 0.01)")
     p.add_argument("--min-match", type=float, default=0.9, help="smallest share of fp32 detections kept (default 0.9)")

@@ -100,8 +100,20 @@ class YOLO(nn.Module):
         self.neck = neck
         self.head = head
 
+    @property
+    def strides(self) -> tuple[float, ...]:
+        return self.head.strides
+
+    @property
+    def reg_max(self) -> int:
+        return self.head.reg_max
+
     def features(self, x: Tensor) -> list[Tensor]:
         return list(self.neck(self.backbone(x)))
+
+    def levels(self, x: Tensor, one2one: bool = False) -> list[HeadOutput]:
+        """Raw head outputs of one branch per level, as maps [B, C, H_i, W_i] (P3, P4, P5)."""
+        return self.head.levels(self.features(x), one2one)
 
     def raw(self, x: Tensor, one2one: bool = False) -> tuple[HeadOutput, list[tuple[int, int]]]:
         """Raw head outputs of one branch and the feature-map shapes they came from."""

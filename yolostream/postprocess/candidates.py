@@ -80,25 +80,51 @@ def select_candidates(
         sorted by score, highest first, valid rows first.
     """
     _check(boxes_xyxy, scores)
-    b, a, c = scores.shape
-    if multi_label:
-        flat = scores.reshape(b, a * c)
-        cls = torch.arange(c, device=scores.device).repeat(a).expand(b, a * c)
-        valid = flat > conf
-        if classes is not None:
-            valid = valid & _in_classes(cls, classes)
-        idx, top_scores, top_valid = _top(flat, flat, valid, min(max_candidates, a * c))
-        anchor = torch.div(idx, c, rounding_mode="floor")
-        top_cls = cls.gather(1, idx)
-    else:
+    if not multi_label:
         best, cls = scores.max(dim=-1)
-        valid = best > conf
-        if classes is not None:
-            valid = valid & _in_classes(cls, classes)
-        anchor, top_scores, top_valid = _top(best, best, valid, min(max_candidates, a))
-        top_cls = cls.gather(1, anchor)
+        return select_best(boxes_xyxy, best, cls, conf, max_candidates, classes)
+    b, a, c = scores.shape
+    flat = scores.reshape(b, a * c)
+    cls = torch.arange(c, device=scores.device).repeat(a).expand(b, a * c)
+    valid = flat > conf
+    if classes is not None:
+        valid = valid & _in_classes(cls, classes)
+    idx, top_scores, top_valid = _top(flat, flat, valid, min(max_candidates, a * c))
+    anchor = torch.div(idx, c, rounding_mode="floor")
+    top_cls = cls.gather(1, idx)
     top_boxes = boxes_xyxy.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4))
     return Candidates(top_boxes, top_scores, top_cls, top_valid)
+
+
+def select_best(
+    boxes_xyxy: torch.Tensor,
+    best: torch.Tensor,
+    cls: torch.Tensor,
+    conf: float | torch.Tensor = 0.25,
+    max_candidates: int = 30000,
+    classes: Sequence[int] | torch.Tensor | None = None,
+) -> Candidates:
+    """`select_candidates` (one row per anchor) from each anchor's best score already taken.
+
+    Args:
+        boxes_xyxy: [B, A, 4] xyxy boxes, network-input pixels.
+        best: [B, A] the anchor's best class score (after sigmoid); cls: [B, A] int64 that class.
+        conf, max_candidates, classes: as in `select_candidates`.
+
+    Returns:
+        `Candidates` with K = min(max_candidates, A) rows, sorted by score, valid rows first.
+    """
+    if boxes_xyxy.ndim != 3 or boxes_xyxy.shape[-1] != 4 or not (best.shape == cls.shape == boxes_xyxy.shape[:2]):
+        raise ValueError(
+            f"need boxes [B, A, 4] with best and cls [B, A], got {tuple(boxes_xyxy.shape)}, "
+            f"{tuple(best.shape)}, {tuple(cls.shape)}"
+        )
+    valid = best > conf
+    if classes is not None:
+        valid = valid & _in_classes(cls, classes)
+    anchor, top_scores, top_valid = _top(best, best, valid, min(max_candidates, best.shape[1]))
+    top_boxes = boxes_xyxy.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4))
+    return Candidates(top_boxes, top_scores, cls.gather(1, anchor), top_valid)
 
 
 def topk_one_to_one(

@@ -10,6 +10,7 @@ simulate the same arithmetic in float (what the accuracy gate can measure withou
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -19,23 +20,24 @@ import torch
 from torch import Tensor, nn
 
 from yolostream.engine.buckets import Bucket
-from yolostream.engine.external import BranchNetwork
 from yolostream.engine.runtime import native_int8_dot, quiet_loggers
 from yolostream.errors import ConfigError
+from yolostream.models.head import DetectHead, HeadOutput, decode, join_levels
 from yolostream.models.yolo import YOLO
 
 log = logging.getLogger("yolostream.quant")
 
 # Kept in float by default: the head's last 1x1 convolutions produce the box distributions and class logits,
-# where an int8 step is a visible box or score shift; the DFL's fixed 0..15 weights are not representable in
-# int8 steps and its input is a softmax. The stem (3 input channels) is quantized: kept in float it costs a
+# where an int8 step is a visible box or score shift. The DFL (fixed 0..15 weights, a softmax input) is not in
+# the quantized graph at all: it is part of the float decode after it (`LevelsNetwork`); the "dfl" group is
+# still accepted, and names nothing. The stem (3 input channels) is quantized: kept in float it costs a
 # float convolution plus a separate quantize pass over its output, and quantizing it cost no accuracy.
 # Measured on yolo11n-shapes (320, calibrated on the 6 synth pictures, compiled, mAP50-95 on the 60 shapes
 # pictures; fp32 0.4356): float stem 0.4386, quantized stem 0.4382 (float parts bf16: 0.4418 / 0.4389); and
 # yolov8n 640 on AVX-512 + AMX: quantized stem 0.93x the network time of a float one.
 # The attention block (YOLO11, YOLO26: P5 only, a few % of the time) stays in float too: its residual adds
 # read a split view, which torch 2.13's int8 conv + add fusion refuses to lower ("accum is an alias").
-KEEP_FLOAT = ("head_outputs", "dfl", "attention")
+KEEP_FLOAT = ("head_outputs", "attention")
 KEEP_CHOICES = ("stem", "head_outputs", "dfl", "attention")
 
 
@@ -58,20 +60,36 @@ def float_layers(model: YOLO, keep: Sequence[str] = KEEP_FLOAT) -> list[str]:
         for branch in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
             convs = getattr(model.head, branch, None)
             names += [f"head.{branch}.{i}.{len(seq) - 1}" for i, seq in enumerate(convs or [])]
-    if "dfl" in keep and not isinstance(model.head.dfl, nn.Identity):
-        names.append("head.dfl")
     if "attention" in keep and not isinstance(model.backbone.attn, nn.Identity):
         names.append("backbone.attn")
     return names
 
 
-class QuantizedNetwork(nn.Module):
-    """Stand-in for `YOLO` in an `InferenceGraph`: one converted (q/dq) graph per bucket shape.
+class LevelsNetwork(nn.Module):
+    """What gets quantized: the network up to the head's raw per-level maps, its branch fixed.
 
-    ``forward(x, one2one)`` takes [B, 3, H, W] of a bucket's exact shape: the uint8 pixels themselves when
-    ``takes_pixels`` (the input quantization was exact and is removed, `_pixels_input`), else the pixels / 255
-    in float; the head branch was fixed at quantization (``one2one`` must match it). Under torch.compile the
-    shape lookup happens at trace time.
+    [B, 3, H, W] -> (boxes P3, scores P3, boxes P4, scores P4, boxes P5, scores P5), each [B, C, H_i, W_i]. The
+    decode (DFL, anchors, sigmoid) stays outside, in float, where `InferenceGraph` can take each anchor's best
+    class before any sigmoid (`decode_best`). The module is called ``net`` (quantization names layers by it).
+    """
+
+    def __init__(self, net: YOLO, one2one: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.one2one = one2one
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return tuple(t for level in self.net.levels(x, self.one2one) for t in level)
+
+
+class QuantizedNetwork(nn.Module):
+    """Stand-in for `YOLO` in an `InferenceGraph`: one converted (q/dq) `LevelsNetwork` graph per bucket shape.
+
+    ``levels(x, one2one)`` and ``forward(x, one2one)`` (the decoded [B, 4 + nc, A], as `YOLO`'s) take
+    [B, 3, H, W] of a bucket's exact shape: the uint8 pixels themselves when ``takes_pixels`` (the input
+    quantization was exact and is removed, `_pixels_input`), else the pixels / 255 in float; the head branch
+    was fixed at quantization (``one2one`` must match it). Under torch.compile the shape lookup happens at
+    trace time.
     """
 
     def __init__(
@@ -80,6 +98,7 @@ class QuantizedNetwork(nn.Module):
         one2one: bool,
         float_layers: Sequence[str],
         stem_weight_bits: int | None,
+        head: DetectHead,
         takes_pixels: bool = False,
     ) -> None:
         super().__init__()
@@ -88,14 +107,22 @@ class QuantizedNetwork(nn.Module):
         self.float_layers = tuple(float_layers)
         self.stem_weight_bits = stem_weight_bits  # 7 without VNNI (`_seven_bit_weights`), None: stem in float
         self.takes_pixels = takes_pixels
+        self.strides, self.reg_max = head.strides, head.reg_max
+        self.dfl = copy.deepcopy(head.dfl)  # the float decode's (fixed 0..reg_max-1 weights)
 
-    def forward(self, x: Tensor, one2one: bool = False) -> Tensor:
+    def levels(self, x: Tensor, one2one: bool = False) -> list[HeadOutput]:
         if one2one != self.one2one:
             raise ConfigError(f"this INT8 network was quantized with one2one={self.one2one}")
         key = _key(Bucket(x.shape[0], x.shape[2], x.shape[3]))
         if key not in self.graphs:
             raise ConfigError(f"no INT8 graph for input {tuple(x.shape)}: quantized for {', '.join(self.graphs)}")
-        return self.graphs[key](x)
+        maps = self.graphs[key](x)
+        return [HeadOutput(maps[i], maps[i + 1]) for i in range(0, len(maps), 2)]
+
+    def forward(self, x: Tensor, one2one: bool = False) -> Tensor:
+        levels = self.levels(x, one2one)
+        shapes = [(lv.boxes.shape[2], lv.boxes.shape[3]) for lv in levels]
+        return decode(join_levels(levels), shapes, self.strides, self.dfl)
 
 
 def _key(bucket: Bucket) -> str:
@@ -229,7 +256,7 @@ def quantize_network(
 
     skip = float_layers(model, keep_float)
     stem_bits = None if "stem" in keep_float else 8 if native_int8_dot() else 7
-    root = BranchNetwork(model.eval(), one2one).eval()
+    root = LevelsNetwork(model.eval(), one2one).eval()
     graphs: dict[Bucket, nn.Module] = {}
     pixels: list[bool] = []
     for bucket, batches in calibration.items():
@@ -256,4 +283,4 @@ def quantize_network(
         log.info("quantized bucket %s on %d batches (float: %s)", bucket, len(batches), ", ".join(keep_float) or "none")
     if any(pixels) and not all(pixels):
         raise RuntimeError("some buckets' INT8 graphs take pixels and others pixels / 255")  # one input convention
-    return QuantizedNetwork(graphs, one2one, skip, stem_bits, takes_pixels=all(pixels))
+    return QuantizedNetwork(graphs, one2one, skip, stem_bits, model.head, takes_pixels=all(pixels))
