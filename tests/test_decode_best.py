@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from candidate_rows import rows_match  # tests/candidate_rows.py
 
 from yolostream.graph import GraphConfig, InferenceGraph
 from yolostream.models.head import DFL, _expected_bin, _max_first, decode_best
@@ -54,10 +55,10 @@ def test_serving_path_equals_the_all_scores_path(name, fixtures):
         fast = graph(images, conf)
         x = graph.network_input(images)
         full = graph.all_scores(x, conf)
-    assert int(fast.valid.sum()) == int(full.valid.sum()) > 0
-    assert torch.equal(fast.classes, full.classes)
-    assert float((fast.scores - full.scores).abs().max()) <= 1e-6  # the same sigmoid of the same logit
-    assert float((fast.boxes - full.boxes).abs().max()) <= 1e-4 * images.shape[-1]  # sum order (DFL) only
+    assert int(fast.valid.sum()) > 0
+    # The same sigmoid of the same logit; boxes differ by the DFL's sum order only (~1e-7 relative). Rows
+    # are matched rather than compared in place: a random model's near-equal scores may sort either way.
+    assert rows_match(fast, full, box_tol=1e-4 * images.shape[-1], score_tol=1e-6)
 
 
 def test_max_first_is_max_with_the_first_index():
