@@ -12,7 +12,8 @@ graph called under plain ``fail_on_recompile`` (Dynamo checks every frozen weigh
 old`` = the old graph under plain ``fail_on_recompile``; and OpenVINO at the same precision. INT8: the served
 package (AOTInductor: no Dynamo, so no guards), and the same quantized network (whose graph ends at the per-level
 maps) through torch.compile in the new graph and in the channel-major one. Also printed: how far the old and new
-graphs' candidates are apart.
+graphs' candidates are apart. ``DFL through one shared exp``: the served graph with the DFL's two sums
+reading one exp (how it was before the form in `yolostream.models.head._expected_bin`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from yolostream.engine.backends import int8_float_parts
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.compiled import CompiledRunner
 from yolostream.graph import InferenceGraph
-from yolostream.postprocess.candidates import Candidates
+from yolostream.models.head import decode_best
+from yolostream.postprocess.candidates import Candidates, select_best
 from yolostream.quant.bias_pass import with_bias_pass
 
 
@@ -56,6 +58,27 @@ class OwnCodeOld(ChannelMajorGraph):
         return super().forward(images, conf)
 
 
+def shared_exp_bin(logits: Tensor) -> Tensor:
+    """The DFL's expected bin as it was: both sums read one exp(z), which Inductor then stores (transposed,
+    scalar exp) because a reused value holding an exp is always stored on the CPU."""
+    e = (logits - logits.amax(-1, keepdim=True)).exp()
+    bins = torch.arange(logits.shape[-1], device=logits.device, dtype=logits.dtype)
+    return (e * bins).sum(-1) / e.sum(-1)
+
+
+class SharedExpGraph(InferenceGraph):
+    """The served graph with the DFL through one shared exp (`shared_exp_bin`), on a code object of its own."""
+
+    def forward(self, images: Tensor, conf: Tensor) -> Candidates:
+        return super().forward(images, conf)
+
+    def best_per_anchor(self, x: Tensor, conf: Tensor) -> Candidates:
+        with self._autocast(x.device):
+            levels = self.model.levels(x)
+        best = decode_best(levels, self.model.strides, self.model.reg_max, expected_bin=shared_exp_bin)
+        return select_best(best.boxes, best.scores, best.classes, conf, self.config.max_candidates)
+
+
 class EveryGuard:
     """Calls a runner's compiled graph as the runner did before the serving stance: every guard checked."""
 
@@ -74,6 +97,9 @@ def float_rows(args: argparse.Namespace, bucket: Bucket) -> dict[str, Callable]:
     return {
         f"inductor-{args.dtype} new (anchor-major decode)": base.runner,
         f"inductor-{args.dtype} channel-major decode": CompiledRunner(old, [bucket], threads=args.threads),
+        f"inductor-{args.dtype} DFL through one shared exp": CompiledRunner(
+            SharedExpGraph(graph.model, graph.config, dtype=graph.dtype), [bucket], threads=args.threads
+        ),
         f"inductor-{args.dtype} every guard evaluated": EveryGuard(
             CompiledRunner(OwnCode(graph.model, graph.config, dtype=graph.dtype), [bucket], threads=args.threads)
         ),
@@ -99,6 +125,7 @@ def int8_rows(args: argparse.Namespace, bucket: Bucket) -> dict[str, Callable]:
         "inductor-int8 new, served (AOTInductor)": base.runner,
         "inductor-int8 new, torch.compile": compiled(OwnCode(network, config)),
         "inductor-int8 channel-major decode, torch.compile": compiled(ChannelMajorGraph(network, config)),
+        "inductor-int8 DFL through one shared exp, torch.compile": compiled(SharedExpGraph(network, config)),
     }
 
 

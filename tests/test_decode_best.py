@@ -81,6 +81,6 @@ def test_expected_bin_is_dfl_and_safe_for_large_logits():
     logits = torch.randn(2, 64, 300, generator=g) * 4  # DFL's [B, 4 * reg_max, A]
     logits[0, :16, 0] += 500.0  # exp(500) overflows float32: the max must be taken out first
     ref = DFL(16)(logits)  # [B, 4, A]
-    ours = _expected_bin(logits.view(2, 4, 16, 300))
+    ours = _expected_bin(logits.view(2, 4, 16, 300).transpose(2, 3))
     assert bool(ours.isfinite().all())
     assert float((ours - ref).abs().max()) <= 1e-5  # bins 0..15: ~1e-7 relative rounding

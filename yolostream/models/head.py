@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -157,13 +158,17 @@ class BestPerAnchor(NamedTuple):
 
 
 def _expected_bin(logits: Tensor) -> Tensor:
-    """[B, 4, reg_max, A] bin logits -> [B, 4, A] expected bin index under their softmax (what `DFL` computes)."""
-    # Written out rather than softmax * bins: Inductor then takes one exp per logit, vectorised along the
-    # anchors (its softmax lowering, or a reduction over a contiguous reg_max axis, wrote exp(x - max)
-    # element by element: yolov8n fp32 network 0.993x, same numbers).
-    e = (logits - logits.amax(2, keepdim=True)).exp()
-    bins = torch.arange(logits.shape[2], device=logits.device, dtype=logits.dtype).view(1, 1, -1, 1)
-    return (e * bins).sum(2) / e.sum(2)
+    """[..., reg_max] bin logits -> [...] expected bin index under their softmax (what `DFL` computes).
+
+    Both sums read the logits through their own exp (sum of exp(z + log bin), log 0 = -inf, over sum of
+    exp(z)), never through one shared exp(z): on the CPU Inductor stores any reused value holding an exp,
+    and it stored that one transposed with a scalar exp per logit (yolov8n P3: 2.1 ms of a ~75 ms fp32 call;
+    this form, one vectorised pass over the contiguous bins: 0.5 ms). exp(z + log b) and b * exp(z) differ
+    by float32 rounding only (~1e-7 relative).
+    """
+    z = logits - logits.amax(-1, keepdim=True)
+    log_bins = torch.arange(logits.shape[-1], device=logits.device, dtype=logits.dtype).log()  # log 0 = -inf
+    return (z + log_bins).exp().sum(-1) / z.exp().sum(-1)
 
 
 def _max_first(s: Tensor) -> tuple[Tensor, Tensor]:
@@ -180,7 +185,12 @@ def _max_first(s: Tensor) -> tuple[Tensor, Tensor]:
     return best.squeeze(-1), first.clamp_max(nc - 1).long()
 
 
-def decode_best(levels: list[HeadOutput], strides: tuple[float, ...], reg_max: int) -> BestPerAnchor:
+def decode_best(
+    levels: list[HeadOutput],
+    strides: tuple[float, ...],
+    reg_max: int,
+    expected_bin: Callable[[Tensor], Tensor] = _expected_bin,
+) -> BestPerAnchor:
     """Per-level raw maps (`DetectHead.levels`) -> `BestPerAnchor`, in float32 whatever the maps' dtype.
 
     The same numbers as `DetectHead.decode` followed by a max over classes, computed where they are cheap:
@@ -189,14 +199,15 @@ def decode_best(levels: list[HeadOutput], strides: tuple[float, ...], reg_max: i
     differ only where two classes' sigmoids round to the same float (in float32: both logits above ~16.6,
     where the reference keeps the lower index and this the higher logit). Under bf16 autocast the maps are
     bf16 and everything here float32, so scores keep float32 resolution (bf16's sigmoid saturates at ~5.5).
+    ``expected_bin``: the DFL reduction, [B, HW, 4, reg_max] -> [B, HW, 4] (benchmarks swap in other forms).
     """
     shapes = [(lv.boxes.shape[2], lv.boxes.shape[3]) for lv in levels]
     points, stride_col = make_anchors(shapes, list(strides), levels[0].boxes.new_empty(0, dtype=torch.float32))
     b = levels[0].boxes.shape[0]
     dists, logits, classes = [], [], []
     for lv in levels:
-        d = lv.boxes.reshape(b, 4, reg_max, -1).float()  # [B, 4, reg_max, HW]
-        dists.append((_expected_bin(d) if reg_max > 1 else d.squeeze(2)).transpose(1, 2))  # [B, HW, 4]
+        d = lv.boxes.permute(0, 2, 3, 1).reshape(b, -1, 4, reg_max).float()  # [B, HW, 4, reg_max]
+        dists.append(expected_bin(d) if reg_max > 1 else d.squeeze(3))  # [B, HW, 4]
         best, cls = _max_first(lv.scores.permute(0, 2, 3, 1).reshape(b, -1, lv.scores.shape[1]))
         logits.append(best)
         classes.append(cls)
