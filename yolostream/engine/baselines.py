@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from yolostream.cpus import spread_threads
+from yolostream.engine.runtime import usable_cores
 from yolostream.errors import CheckpointError, ConfigError, ShapeError
 
 # Oldest opset the torch.export-based exporter has translations for; below it, it converts after the fact and, when
@@ -90,14 +92,9 @@ def export_onnx(
     return path
 
 
-def default_threads() -> int:
-    """Cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _check_threads(threads: int | None) -> int:
     if threads is None:
-        return default_threads()
+        return usable_cores()
     if threads < 1:
         raise ConfigError(f"threads={threads}: must be at least 1 (or None for every core this process may use)")
     return threads
@@ -135,7 +132,7 @@ class BaselineRunner(Protocol):
 class OnnxRuntimeRunner:
     """ONNX Runtime on the CPU execution provider, tuned for single-request latency.
 
-    ``threads`` intra-op threads (default: `default_threads`); inter-op 1, since a YOLO graph is one chain with no
+    ``threads`` intra-op threads (default: `usable_cores`); inter-op 1, since a YOLO graph is one chain with no
     independent branches wide enough to pay for a second pool; every graph optimisation on (fusions, layout).
     ``spinning=False``: idle threads sleep at once (for a session sharing the process with torch work).
     """
@@ -159,7 +156,8 @@ class OnnxRuntimeRunner:
             # runs next in the same process (the backend's pre- and postprocessing).
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            with spread_threads():  # its pool starts here and inherits this thread's mask
+                self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own Fail/InvalidGraph types; name the file in ours
             raise CheckpointError(f"{self.path}: ONNX Runtime cannot load it: {e}") from e
         inp = self.session.get_inputs()[0]
@@ -199,19 +197,21 @@ class OpenVINORunner:
         self.threads = _check_threads(threads)
         self.precision = precision
         self.version: str = ov.get_version()
-        core = ov.Core()
-        if precision == "bf16" and not self.native_bf16(core):
-            raise ConfigError("precision='bf16': this CPU has no native bf16 (avx512_bf16 / amx_bf16)")
         config = {
             "INFERENCE_NUM_THREADS": self.threads,
             "INFERENCE_PRECISION_HINT": _OV_PRECISIONS[precision],
             "PERFORMANCE_HINT": "LATENCY",
         }
-        try:
-            self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
-        except Exception as e:  # OpenVINO raises a bare RuntimeError; name the file in ours
-            raise CheckpointError(f"{self.path}: OpenVINO cannot load it: {e}") from e
+        with spread_threads():  # the CPU plugin reads the CPUs it may use when it loads
+            core = ov.Core()
+            if precision == "bf16" and not self.native_bf16(core):
+                raise ConfigError("precision='bf16': this CPU has no native bf16 (avx512_bf16 / amx_bf16)")
+            try:
+                self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+            except Exception as e:  # OpenVINO raises a bare RuntimeError; name the file in ours
+                raise CheckpointError(f"{self.path}: OpenVINO cannot load it: {e}") from e
         self._request = self.compiled.create_infer_request()
+        self._started = False
         shape = self.compiled.input(0).get_partial_shape()
         self.input_shape = tuple(d.get_length() if d.is_static else None for d in shape)
 
@@ -231,4 +231,9 @@ class OpenVINORunner:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 [B, 3, H, W] -> float32 [B, 4 + nc, A] (a copy: the request reuses its output buffer)."""
         x = _check_input(x, self.input_shape, self.path)
+        if not self._started:
+            with spread_threads():  # OpenVINO starts its worker threads on the first inference, with our mask
+                out = self._request.infer({0: x}, share_inputs=True, share_outputs=False)[0]
+            self._started = True
+            return out
         return self._request.infer({0: x}, share_inputs=True, share_outputs=False)[0]

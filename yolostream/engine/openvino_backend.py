@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from yolostream.cpus import spread_threads
 from yolostream.engine import runtime
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.external import BranchNetwork, ExternalNetwork, Session
@@ -83,6 +84,22 @@ def build_sessions(
             f"openvino{' / nncf' if precision == 'int8' else ''} not installed: pip install 'yolostream[{extra}]'"
         )
     ov = importlib.import_module("openvino")
+    # The CPU plugin reads the CPUs it may use when it loads, and starts its worker threads on the first
+    # inference, both with the calling thread's mask: OpenMP binding may have pinned that thread to one core.
+    with spread_threads():
+        return _build(ov, model, buckets, one2one, precision, threads, calibration)
+
+
+def _build(
+    ov: Any,
+    model: nn.Module,
+    buckets: Sequence[Bucket],
+    one2one: bool,
+    precision: str,
+    threads: int | None,
+    calibration: Mapping[Bucket, Sequence[torch.Tensor]] | None,
+) -> tuple[ExternalNetwork, dict[str, float], str]:
+    """`build_sessions` after its checks: convert, quantize, compile and run once per bucket."""
     core = ov.Core()
     if precision == "bf16" and not native_bf16(core):
         raise ConfigError(
@@ -109,6 +126,7 @@ def build_sessions(
         if precision == "int8":
             converted = _nncf_quantize(converted, calibration[bucket])  # type: ignore[index]
         request = core.compile_model(converted, "CPU", config).create_infer_request()
+        request.infer({0: x.numpy()})  # starts the worker threads here, inside `spread_threads`
         # share_outputs=False: the request reuses its output buffer on the next call.
         sessions[bucket] = lambda a, r=request: r.infer({0: a}, share_inputs=True, share_outputs=False)[0]
         seconds[str(bucket)] = time.perf_counter() - start

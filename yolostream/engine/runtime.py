@@ -10,16 +10,17 @@ from pathlib import Path
 
 import torch
 
+from yolostream.cpus import usable_cpus, warn_if_pinned_early
+
 log = logging.getLogger("yolostream.engine")
 
 
 def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), not the machine's count: in a container or under
-    taskset, more threads than cores makes OpenMP's barriers spin against each other (several times slower)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """Cores this process may run on (`yolostream.cpus.usable_cpus`), not the machine's count: in a container or
+    under taskset, more threads than cores makes OpenMP's barriers spin against each other (several times
+    slower); under OpenMP binding, not the one core the main thread was pinned to."""
+    warn_if_pinned_early()
+    return len(usable_cpus())
 
 
 def set_threads(threads: int | None) -> int:
