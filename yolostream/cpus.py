@@ -4,7 +4,8 @@ OpenMP thread binding (``OMP_PROC_BIND``, ``OMP_PLACES``, ``GOMP_CPU_AFFINITY``,
 recommend) makes libgomp pin the thread that loads it to its first place: once torch is imported, the main
 thread may run on one core only. ``os.sched_getaffinity(0)`` then reports that core, and every thread the main
 thread creates inherits it: a thread count taken from it is 1, and OpenVINO's and ONNX Runtime's worker pools
-share one core (measured on 2 cores: OpenVINO 1.65x, ONNX Runtime 3.4x slower). So the mask is read here, when
+share one core (2 cores, 2 threads asked for: OpenVINO 1.6-1.75x slower on yolov8n, ONNX Runtime 3.4x on a
+small convolution stack). So the mask is read here, when
 yolostream is imported (`yolostream/__init__` imports this module before anything imports torch), and joined
 with the masks every thread of the process has now (libgomp's own workers hold the other places).
 
