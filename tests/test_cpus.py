@@ -15,22 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from yolostream.cpus import _parse_list, binding_requested, spread_threads, usable_cpus
+from yolostream.cpus import BINDING_VARIABLES, _parse_list, binding_requested, spread_threads, usable_cpus
 
 CPUS = sorted(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(len(CPUS) < 2, reason="binding to one core changes nothing on a 1-CPU machine")
 BOUND = {**os.environ, "OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
 
-# Prints the main thread's mask now and the CPUs any thread of the process may use, one line each.
+# Prints the main thread's CPU count and each thread's CPUs (comma-separated, one token per thread).
 THREADS_REPORT = """
 import os
-masks = []
-for tid in os.listdir('/proc/self/task'):
-    for line in open(f'/proc/self/task/{tid}/status'):
-        if line.startswith('Cpus_allowed_list:'):
-            masks.append(line.split(':', 1)[1].strip())
+from yolostream.cpus import thread_masks
 print('MAIN', len(os.sched_getaffinity(0)))
-print('THREADS', ' '.join(sorted(masks)))
+print('THREADS', ' '.join(','.join(map(str, sorted(m))) for m in thread_masks()))
 """
 
 
@@ -69,7 +65,7 @@ def test_parse_cpu_list(text: str, cpus: set[int]) -> None:
     ],
 )
 def test_binding_requested(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: bool) -> None:
-    for v in ("OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY", "KMP_AFFINITY"):
+    for v in BINDING_VARIABLES:
         monkeypatch.delenv(v, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)

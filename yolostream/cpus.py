@@ -48,23 +48,23 @@ def _parse_list(text: str) -> set[int]:
     return cpus
 
 
-def _thread_masks() -> set[int]:
-    """The union of the affinity of every thread of this process (Linux ``/proc``; empty elsewhere)."""
-    cpus: set[int] = set()
+def thread_masks() -> list[set[int]]:
+    """The affinity of each thread of this process (Linux ``/proc``; empty elsewhere)."""
+    masks: list[set[int]] = []
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
-        return cpus
+        return masks
     for tid in tasks:
         try:
             with open(f"/proc/self/task/{tid}/status") as f:
                 for line in f:
                     if line.startswith("Cpus_allowed_list:"):
-                        cpus |= _parse_list(line.split(":", 1)[1])
+                        masks.append(_parse_list(line.split(":", 1)[1]))
                         break
         except (OSError, ValueError):  # the thread ended meanwhile
             continue
-    return cpus
+    return masks
 
 
 def binding_requested() -> bool:
@@ -78,7 +78,7 @@ def usable_cpus() -> frozenset[int]:
     Under taskset or a container's cpuset these are the CPUs given, not the machine's; under OpenMP binding,
     not the one core the main thread was pinned to.
     """
-    return frozenset(_AT_IMPORT | _own_mask() | _thread_masks())
+    return frozenset(_AT_IMPORT | _own_mask() | set().union(*thread_masks()))
 
 
 def warn_if_pinned_early() -> None:
