@@ -51,8 +51,12 @@ class Fakes:
         return LATENCY_MS[runner] * (3 if bucket.batch == 4 else 1) / 1e3
 
 
-def _key(flags=("avx2",), torch_version="2.13.0"):
-    return cache_key("abc123", BUCKETS, {"imgsz": 320}, flags=list(flags), libs={"torch": torch_version})
+ZEN1 = "AuthenticAMD family 23 model 1 stepping 2"
+
+
+def _key(flags=("avx2",), torch_version="2.13.0", cpu=ZEN1, threads=2):
+    libs = {"torch": torch_version}
+    return cache_key("abc123", BUCKETS, {"imgsz": 320}, flags=list(flags), libs=libs, cpu=cpu, threads=threads)
 
 
 def _select(fakes, key, tmp_path, **kw):
@@ -105,10 +109,12 @@ def test_cached_choice_builds_only_the_winner(tmp_path):
     [
         {"flags": ("avx2", "avx512f", "amx_bf16")},  # another CPU
         {"torch_version": "2.14.0"},  # another library version
+        {"cpu": "AuthenticAMD family 23 model 49 stepping 0"},  # same flags, another generation (Zen 2)
+        {"threads": 8},  # the same machine served with more threads
     ],
-    ids=["cpu-flags", "versions"],
+    ids=["cpu-flags", "versions", "cpu-generation", "threads"],
 )
-def test_new_flags_or_versions_measure_again(tmp_path, changed):
+def test_new_cpu_threads_or_versions_measure_again(tmp_path, changed):
     _select(Fakes(), _key(), tmp_path)
     fakes = Fakes()
     choice = _select(fakes, _key(**changed), tmp_path)
@@ -145,12 +151,48 @@ def test_nothing_passes_falls_back_to_inductor_fp32(tmp_path):
 def test_default_key_names_this_machine():
     import torch
 
-    from yolostream.engine.runtime import cpu_flags
+    from yolostream.engine.runtime import cpu_flags, cpu_id, usable_cores
 
     key = cache_key("abc123", BUCKETS, {"imgsz": 320})
     assert key["cpu_flags"] == sorted(cpu_flags())
+    assert key["cpu"] == cpu_id() and key["threads"] == usable_cores()
     assert key["versions"]["torch"] == torch.__version__
     assert key["buckets"] == ["1x320x320", "4x320x320"]
+
+
+INTEL_CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+model name\t: Intel(R) Xeon(R) Processor
+stepping\t: 8
+flags\t\t: fpu avx2 amx_tile
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 106
+stepping\t: 6
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (INTEL_CPUINFO, "GenuineIntel family 6 model 143 stepping 8"),  # the first block; "model name" is not "model"
+        ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\n", "AuthenticAMD family 23 model ? stepping ?"),
+        ("processor\t: 0\nCPU implementer\t: 0x41\n", "unknown"),  # no x86 fields (e.g. an Arm board)
+        (None, "unknown"),  # no /proc/cpuinfo
+    ],
+    ids=["intel", "partial", "no-x86-fields", "missing"],
+)
+def test_cpu_id_names_the_generation(tmp_path, text: str | None, expected: str) -> None:
+    from yolostream.engine.runtime import cpu_id
+
+    path = tmp_path / "cpuinfo"
+    if text is not None:
+        path.write_text(text)
+    assert cpu_id(path) == expected
 
 
 ALL_FLAGS = {

@@ -14,6 +14,7 @@ from yolostream.bench.backends import parse_backends
 from yolostream.engine.backends import backend_available
 from yolostream.engine.buckets import Bucket
 from yolostream.engine.external import BranchNetwork, ExternalNetwork, ExternalRunner
+from yolostream.engine.runtime import usable_cores
 from yolostream.errors import ConfigError, ShapeError
 from yolostream.graph import InferenceGraph
 
@@ -168,3 +169,40 @@ def test_backend_detections_match_eager(fixtures, references, name, backend, ext
         # convolutions): ~2e-4 px and ~1e-6 in confidence were measured; 0.01 px / 1e-4 leave room for other
         # CPUs' kernels and still catch any real difference.
         assert diff.box_dev_px <= 0.01 and diff.conf_dev <= 1e-4
+
+
+# --- backend="auto" through `load`: the real wiring of the choice, its cache key and its log line ---------------
+
+
+@pytest.fixture
+def keep_threads():
+    """`load(threads=N)` sets torch's process-wide thread count: give the next tests back what they had."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_auto_load_keys_the_choice_by_this_cpu_and_threads(fixtures, monkeypatch, caplog, keep_threads):
+    """`load(backend="auto")` through its real wiring up to the selection, which is faked here (building and
+    timing every backend takes minutes; `tests/test_auto.py` tests the selection and its cache): the key names
+    this CPU and the thread count asked for, and the log line says them."""
+    from yolostream.engine import auto
+    from yolostream.engine.runtime import cpu_id
+
+    seen: list[tuple[list, dict]] = []
+
+    def fake_select(cands, buckets, key, **kwargs):
+        seen.append((list(cands), key))
+        return auto.Choice("openvino", "fp32", object(), [], False, "faked", auto.cache_path(key))
+
+    monkeypatch.setattr(auto, "select", fake_select)
+    path = fixtures / "checkpoints" / "yolo11n-shapes.pt"
+    with caplog.at_level("INFO", logger="yolostream"):
+        load(path, imgsz=IMGSZ, backend="auto", dtype="fp32", threads=1)
+        load(path, imgsz=IMGSZ, backend="auto", dtype="fp32")
+    (cands, key1), (_, key2) = seen
+    assert ("openvino", "fp32") in cands or not backend_available("openvino")
+    assert key1["cpu"] == key2["cpu"] == cpu_id()
+    assert key1["threads"] == 1 and key2["threads"] == usable_cores()  # unset: what the runners will get
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("auto backend:")]
+    assert len(lines) == 2 and f"{cpu_id()}, 1 threads" in lines[0]

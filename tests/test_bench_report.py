@@ -22,6 +22,7 @@ from yolostream.bench.report import default_stem, print_report, write_json
 from yolostream.bench.suite import add_ratios, comparisons, run_suite
 from yolostream.detections import Detections
 from yolostream.engine.baselines import OnnxRuntimeRunner, OpenVINORunner, export_available
+from yolostream.engine.runtime import cpu_id
 from yolostream.errors import ConfigError
 from yolostream.postprocess.candidates import Candidates
 
@@ -170,6 +171,7 @@ def test_environment_records_what_results_depend_on() -> None:
     assert device_tag(env) == f"cpu-{env['cpu_capability'].lower()}"
     for key in ("date", "cpu_model", "cpu_flags", "usable_cores", "load_average"):
         assert key in env
+    assert env["cpu_id"] == cpu_id()  # the generation, which "AMD EPYC" alone does not name
 
 
 def test_noise_frames_are_deterministic() -> None:

@@ -203,7 +203,8 @@ def print_backends(doc: dict[str, Any], console: Any) -> None:
     limits = " ".join(f"{k}={v}" for k, v in env.get("isa_limits", {}).items())
     title = (
         f"backends: {doc['model']} {s['imgsz']}x{s['imgsz']} batch {s['batch']} on {env['cpu_model']} "
-        f"({env['cpu_capability']}; flags {' '.join(env['cpu_flags']) or 'none'}{'; ' + limits if limits else ''}), "
+        f"({env.get('cpu_id', 'cpu id not recorded')}; {env['cpu_capability']}; "
+        f"flags {' '.join(env['cpu_flags']) or 'none'}{'; ' + limits if limits else ''}), "
         f"torch {env['torch']}, "
         f"{env['threads']} threads, {s['rounds']}x{s['calls']} interleaved calls"
     )

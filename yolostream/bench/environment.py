@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from yolostream.engine.runtime import cpu_flags, usable_cores
+from yolostream.engine.runtime import cpu_flags, cpu_id, usable_cores
 
 
 def cpu_model() -> str:
@@ -39,6 +39,8 @@ def environment(device: torch.device, threads: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "device": str(device),
         "cpu_model": cpu_model(),
+        # The model name is often just "AMD EPYC" on a VM; family/model tell one generation from the next.
+        "cpu_id": cpu_id(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_flags": cpu_flags(),
         # Set, these cap the kernels' ISA below the CPU's (cpu_flags already follows them).

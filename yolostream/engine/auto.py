@@ -1,11 +1,12 @@
 """``backend="auto"`` / ``dtype="auto"``: measure the candidates once per machine, keep the fastest that passes
 the accuracy gate, cache the choice.
 
-The cache key is everything the choice depends on: the CPU's ISA flags, the versions of torch and of every
-runtime and quantizer, the model file's hash, the buckets and the graph settings. A new key (another CPU, an
-upgraded library, another model) measures again; the same key loads only the chosen backend. Timing
-interleaves the candidates (A B C A B C ...) so a neighbour's load on a shared machine hits all of them alike,
-and takes medians per bucket. The building, gating and timing are passed in, so tests can fake them.
+The cache key is everything the choice depends on: the CPU (make, generation, ISA flags), the thread count,
+the versions of torch and of every runtime and quantizer, the model file's hash, the buckets and the graph
+settings. A new key (another CPU, other threads, an upgraded library, another model) measures again; the same
+key loads only the chosen backend. Timing interleaves the candidates (A B C A B C ...) so a neighbour's load on
+a shared machine hits all of them alike, and takes medians per bucket. The building, gating and timing are
+passed in, so tests can fake them.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from yolostream.engine.buckets import Bucket
-from yolostream.engine.runtime import cpu_flags, default_cache_dir
+from yolostream.engine.runtime import cpu_flags, cpu_id, default_cache_dir, usable_cores
 
 log = logging.getLogger("yolostream")
 PACKAGES = ("torch", "yolostream", "openvino", "onnxruntime", "onnx", "onnxscript", "torchao", "nncf")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the key names the CPU generation and the thread count
 Candidate = tuple[str, str]  # (backend, dtype)
 
 
@@ -58,10 +59,17 @@ def cache_key(
     settings: dict[str, Any],
     flags: Sequence[str] | None = None,
     libs: dict[str, str | None] | None = None,
+    cpu: str | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """What the choice depends on, as a JSON-ready dict (its hash names the cache file)."""
+    """What the choice depends on, as a JSON-ready dict (its hash names the cache file). ``cpu`` (default
+    `cpu_id`) and ``threads`` (default: the usable cores, what the runners get unless told) are part of it
+    because the ranking moves with them: the same flags on another CPU generation, or OpenVINO's thread pool
+    against OpenMP's at another thread count."""
     return {
         "format": CACHE_FORMAT,
+        "cpu": cpu_id() if cpu is None else cpu,
+        "threads": usable_cores() if threads is None else threads,
         "cpu_flags": sorted(cpu_flags() if flags is None else flags),
         "versions": versions() if libs is None else dict(libs),
         "model_sha256": model_sha,

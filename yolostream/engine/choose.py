@@ -86,7 +86,7 @@ def load_backend(
             )
 
     if backend == "auto" or dtype == "auto":
-        _, chosen_dtype, runner = _auto(reference, make, backend, dtype, parsed, calib, val, auto_budget_s)
+        _, chosen_dtype, runner = _auto(reference, make, backend, dtype, parsed, calib, val, auto_budget_s, threads)
     else:
         chosen_dtype, runner = dtype, make(backend, dtype)
     config = replace(base, dtype=chosen_dtype)
@@ -102,6 +102,7 @@ def _auto(
     calib: Any,
     val: Any,
     budget: float,
+    threads: int | None,
 ) -> tuple[str, str, Any]:
     from dataclasses import asdict
 
@@ -115,7 +116,7 @@ def _auto(
         raise ConfigError(f"backend={backend!r} dtype={dtype!r}: nothing of that is available here")
     settings = {"graph": asdict(reference.graph_config), "imgsz": reference.config.imgsz, "mode": reference.config.mode}
     settings["val"] = os.fspath(val) if val is not None else None
-    key = cache_key(file_hash(reference.source), buckets, settings)
+    key = cache_key(file_hash(reference.source), buckets, settings, threads=threads)
     choice = select(
         cands,
         buckets,
@@ -126,11 +127,13 @@ def _auto(
         budget_s=budget,
     )
     log.info(
-        "auto backend: %s-%s (%s; %s; cpu flags %s)",
+        "auto backend: %s-%s (%s; %s; %s, %d threads, cpu flags %s)",
         choice.backend,
         choice.dtype,
         "from the cache" if choice.cached else f"measured {len(choice.trials)} candidates",
         choice.reason,
+        key["cpu"],
+        key["threads"],
         " ".join(key["cpu_flags"]) or "none",
     )
     return choice.backend, choice.dtype, choice.runner
