@@ -10,7 +10,9 @@ oneDNN's own verbose log (each primitive's execution time), OpenVINO's by its pe
 both are the kernel alone, without the framework around it, and the two sides run call by call in turn. One
 line per convolution shape (input channels, output channels, input and output size, 1x1 or not): how many, ms
 per call on each side, the ratio. Where the convolutions differ shape for shape, no change in the graph around
-them can close the gap.
+them can close the gap. Last, both whole calls timed plainly, alternating: ours minus our convolutions is what
+the graph around them costs. OpenVINO's counters can sum to more than its whole call (measured: 595 against 472
+ms on yolov8s, Zen 1), so its per-shape figures compare with ours only where that overstatement is small.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import ctypes
 import json
 import os
 import re
+import statistics
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 
 import torch
@@ -115,6 +119,18 @@ def openvino_convs(state: dict, rows: dict[Key, list[float]]) -> None:
         rows[(ic, oc, ih, oh, "1x1" if "1x1" in p.exec_type else "kxk")].append(p.real_time.total_seconds() * 1e3)
 
 
+def openvino_total(state: dict) -> float:
+    """Milliseconds of every node of the last call by OpenVINO's performance counters."""
+    return sum(p.real_time.total_seconds() * 1e3 for p in state["request"].get_profiling_info())
+
+
+def timed(call: Callable[[], object]) -> float:
+    """Milliseconds of one call."""
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1e3
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -142,10 +158,15 @@ def main() -> None:
             call_openvino()
         # Call by call, alternating: this VM's speed drifts by 10-50% over a minute, so timing one side after
         # the other would compare two machines.
+        walls: dict[str, list[float]] = {"inductor": [], "openvino": [], "openvino_counters": []}
         for _ in range(args.calls):
             inductor_call(det.runner, x, conf, log)
             call_openvino()
             openvino_convs(state, theirs)
+            walls["openvino_counters"].append(openvino_total(state))
+            # Whole calls without the verbose log or counters read back: what the kernels leave to the rest.
+            walls["inductor"].append(timed(lambda: det.runner(x, conf)))
+            walls["openvino"].append(timed(call_openvino))
         ours = inductor_convs(log)
     rows = []
     for key in sorted(set(ours) | set(theirs), key=lambda k: -sum(ours.get(k, [])) - sum(theirs.get(k, []))):
@@ -160,10 +181,17 @@ def main() -> None:
     total_a = sum(r["inductor_ms"] for r in rows)
     total_b = sum(r["openvino_ms"] for r in rows)
     print(f"all convolutions: ours {total_a:.2f} ms, openvino {total_b:.2f} ms ({total_a / total_b:.2f}x)")
+    whole = {k: statistics.median(v) for k, v in walls.items()}
+    print(
+        f"whole call (median): ours {whole['inductor']:.2f} ms, of which {whole['inductor'] - total_a:.2f} outside "
+        f"the convolutions; openvino {whole['openvino']:.2f} ms, its counters summing to "
+        f"{whole['openvino_counters']:.2f} (above its whole call where they overstate: then compare the walls)"
+    )
     if args.json:
         env = environment(torch.device("cpu"), args.threads)
         doc = {"kind": f"{args.dtype}-conv-kernels", "model": args.model, "imgsz": args.imgsz, "calls": args.calls,
-               "environment": env, "results": rows, "total_ms": {"inductor": total_a, "openvino": total_b}}  # fmt: skip
+               "environment": env, "results": rows, "total_ms": {"inductor": total_a, "openvino": total_b},
+               "whole_call_ms": whole}  # fmt: skip
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=2)
 

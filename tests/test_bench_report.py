@@ -361,3 +361,58 @@ def test_cli_compiled_run_writes_json_and_plot(fixtures: Path, tmp_path: Path) -
     assert compiled["accuracy"]["detections"]["unchanged"] and compiled["accuracy"]["detections"]["n_ref"] > 0
     assert set(compiled["ratios"]) >= {"e2e.p50", "e2e.std", "network.p50", "throughput.e2e", "memory.peak_mib"}
     assert png.exists() == ("--plot" in argv)
+
+
+# ---------------------------------------------------------------------------------------------- paired ratios
+
+
+def test_paired_ratio_is_round_by_round() -> None:
+    from yolostream.bench.backends import paired_ratio
+
+    # The machine halves its speed every other round, alike for both: round by round ours is always 1.1x.
+    theirs = [100.0, 200.0, 100.0, 200.0, 100.0]
+    p = paired_ratio([1.1 * t for t in theirs], theirs)
+    assert p is not None and p["median"] == pytest.approx(1.1) and p["rounds"] == 5
+    assert p["q25"] == pytest.approx(1.1) and p["q75"] == pytest.approx(1.1)  # no spread: drift cancelled
+    spread = paired_ratio([90.0, 100.0, 110.0, 120.0, 130.0], [100.0] * 5)
+    assert spread == {"median": pytest.approx(1.1), "q25": pytest.approx(1.0), "q75": pytest.approx(1.2), "rounds": 5}
+    assert paired_ratio([], []) is None
+    assert paired_ratio([50.0], [100.0]) == {"median": 0.5, "q25": 0.5, "q75": 0.5, "rounds": 1}
+    with pytest.raises(ValueError):
+        paired_ratio([1.0, 2.0], [1.0])  # rounds of two rows always pair up
+
+
+def _backend_row(name: str, dtype: str, rounds: list[float] | None) -> dict[str, Any]:
+    row = fake_result(name, name.split("-")[0], dtype, 1, sorted(rounds or [10.0])[len(rounds or [10.0]) // 2])
+    row.update(backend=name.split("-")[0], build_s=1.0, accuracy=None)
+    if rounds is not None:
+        row["round_p50_ms"] = {"network": rounds, "e2e": rounds}
+    return row
+
+
+def test_backend_ratios_pair_rounds_with_the_same_precision() -> None:
+    from yolostream.bench.backends import _add_ratios, print_backends
+
+    # Inductor is slower in the run's median (its slow rounds fell where OpenVINO's were fast: 30 against 20)
+    # but 0.9x of OpenVINO in every round but one.
+    results = [
+        _backend_row("inductor-int8", "int8", [9.0, 18.0, 27.0, 36.0, 30.0]),
+        _backend_row("openvino-int8", "int8", [10.0, 20.0, 30.0, 40.0, 20.0]),
+        _backend_row("openvino-fp32", "fp32", None),  # a row without rounds (an older result): no paired ratio
+    ]
+    _add_ratios(results)
+    assert results[0]["ratios"]["network_vs_openvino"] == pytest.approx(27 / 20)
+    paired = results[0]["paired"]["network_vs_openvino"]
+    assert paired["median"] == pytest.approx(0.9) and paired["q75"] == pytest.approx(0.9)
+    assert results[0]["paired"]["network_vs_inductor"] is None  # no inductor-fp32 row in this run
+    assert results[2]["paired"]["network_vs_openvino"] is None
+    env = environment(torch.device("cpu"), threads=1)
+    doc = {"model": "m.pt", "environment": env, "results": results, "note": ""}
+    doc["settings"] = {"imgsz": 64, "batch": 1, "rounds": 5, "calls": 1}
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    print_backends(doc, console)
+    text = console.export_text()
+    assert "0.90x (0.90-0.90)" in text and "1.35x" in text  # paired beside the ratio of medians
+    assert cpu_id() in text  # the title names the CPU generation

@@ -2,13 +2,15 @@
 
 All configurations are loaded first, then timed in interleaved rounds (A B C ... A B C ...), each round a
 few calls of each, so that a neighbour's load on a shared machine falls on all of them alike; the figures
-are medians over every round. Network only = the graph on a letterboxed batch (normalisation, network,
-candidate selection: the part a backend swaps); end to end = BGR frame in, `Detections` out. Accuracy is
-the final detections against eager fp32 on the check pictures. The environment names the CPU's ISA flags.
+are medians over every round, and the ratios also round by round (`paired_ratio`). Network only = the graph
+on a letterboxed batch (normalisation, network, candidate selection: the part a backend swaps); end to end =
+BGR frame in, `Detections` out. Accuracy is the final detections against eager fp32 on the check pictures.
+The environment names the CPU's ISA flags.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +83,8 @@ class _Row:
     build_s: float | None = None
     error: str | None = None
     samples: dict[str, list[int]] = field(default_factory=lambda: {"network": [], "e2e": []})
+    # Each round's median (ns), kept apart for the paired ratios (`paired_ratio`).
+    rounds: dict[str, list[float]] = field(default_factory=lambda: {"network": [], "e2e": []})
 
 
 def _build(row: _Row, model: str, imgsz: int, batch: int, threads: int, calib: Any) -> None:
@@ -147,7 +151,9 @@ def run_backends(
     for _ in range(rounds):
         for r in live:
             for kind, fn in calls_of[r.config].items():
-                r.samples[kind] += measure.time_calls(fn, calls)
+                samples = measure.time_calls(fn, calls)
+                r.samples[kind] += samples
+                r.rounds[kind].append(statistics.median(samples))
     pics = list(pictures) or [("frame", frames[0])]
     ref = reference(rows[0].detector, pics) if rows[0].detector is not None else None
     results = []
@@ -159,6 +165,7 @@ def run_backends(
             item["float_parts"] = getattr(r.detector.runner, "float_parts", None)
         if r.detector is not None and r.samples["network"]:
             item.update({k: summarize(s).to_dict() for k, s in r.samples.items()})
+            item["round_p50_ms"] = {k: [v / 1e6 for v in vs] for k, vs in r.rounds.items()}
             if ref is not None:
                 item["accuracy"] = check_accuracy(r.detector, ref, pics)
         results.append(item)
@@ -172,8 +179,24 @@ def run_backends(
             "environment": env, "note": note, "results": results}  # fmt: skip
 
 
+def paired_ratio(ours: Sequence[float], theirs: Sequence[float]) -> dict[str, float] | None:
+    """Median and quartiles over rounds of ``ours[i] / theirs[i]`` (each a round's median latency).
+
+    Why: this VM's speed drifts by 10-50% within a minute, so two configurations' medians over a whole run mix
+    fast and slow minutes in different proportions (one yolov8n fp32 run on Zen 1: ratio of medians 1.20x,
+    minima 1.03x). Within a round the two run seconds apart, on nearly the same machine: the round-by-round
+    ratio cancels drift slower than a round, and its quartiles say how far to trust the median.
+    """
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True) if b > 0]
+    if not ratios:
+        return None
+    q25, _, q75 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+    return {"median": statistics.median(ratios), "q25": q25, "q75": q75, "rounds": len(ratios)}
+
+
 def _add_ratios(results: list[dict[str, Any]]) -> None:
-    """Network and e2e p50 over eager fp32's, Inductor fp32's and OpenVINO's in the same precision."""
+    """Network and e2e p50 over eager fp32's, Inductor fp32's and OpenVINO's in the same precision; the same
+    round by round (``paired``, `paired_ratio`) where both rows have their rounds."""
     ok = {r["name"]: r for r in results if not r.get("error") and "network" in r}
     for r in results:
         if r.get("error") or "network" not in r:
@@ -187,6 +210,17 @@ def _add_ratios(results: list[dict[str, Any]]) -> None:
             f"{kind}_vs_{name}": (r[kind]["p50"] / ref[kind]["p50"]) if ref else None
             for name, ref in refs.items() for kind in ("network", "e2e")
         }  # fmt: skip
+        rounds = r.get("round_p50_ms") or {}
+        r["paired"] = {
+            f"{kind}_vs_{name}": paired_ratio(rounds[kind], ref["round_p50_ms"][kind])
+            if ref and kind in rounds and kind in (ref.get("round_p50_ms") or {}) else None
+            for name, ref in refs.items() for kind in ("network", "e2e")
+        }  # fmt: skip
+
+
+def _paired_cell(p: dict[str, float] | None) -> str:
+    """``0.98x (0.93-1.04)``: the median round-by-round ratio and its quartiles."""
+    return "-" if p is None else f"{p['median']:.2f}x ({p['q25']:.2f}-{p['q75']:.2f})"
 
 
 def results_stem(doc: dict[str, Any]) -> str:
@@ -216,6 +250,7 @@ def print_backends(doc: dict[str, Any], console: Any) -> None:
         "vs eager",
         "vs inductor-fp32",
         "vs openvino",
+        "paired vs openvino",
         "e2e p50 ms",
         "e2e vs inductor",
         "detections",
@@ -242,7 +277,8 @@ def print_backends(doc: dict[str, Any], console: Any) -> None:
         )
         table.add_row(
             r["name"], f"{r['build_s']:.0f}", f"{r['network']['p50']:.1f}", fmt(q["network_vs_eager"]),
-            fmt(q["network_vs_inductor"]), fmt(q["network_vs_openvino"]), f"{r['e2e']['p50']:.1f}",
+            fmt(q["network_vs_inductor"]), fmt(q["network_vs_openvino"]),
+            _paired_cell((r.get("paired") or {}).get("network_vs_openvino")), f"{r['e2e']['p50']:.1f}",
             fmt(q["e2e_vs_inductor"]), verdict,
         )  # fmt: skip
     console.print(table)
