@@ -86,6 +86,24 @@ def test_fastest_passing_candidate_wins_and_is_cached(tmp_path):
     assert doc["choice"] == ["openvino", "fp32"] and doc["key"]["cpu_flags"] == ["avx2"]
 
 
+@pytest.mark.parametrize(
+    ("int8_ms", "chosen"),
+    [
+        (19.2, ("openvino", "fp32")),  # int8 4% faster: inside the 5% tie, the more precise fp32 is kept
+        (17.0, ("inductor", "int8")),  # int8 15% faster: a real gain, int8 wins
+    ],
+    ids=["within-tie", "clear-gain"],
+)
+def test_more_precise_candidate_wins_a_near_tie(tmp_path, monkeypatch, int8_ms, chosen):
+    monkeypatch.setitem(LATENCY_MS, ("inductor", "int8"), int8_ms)
+    choice = _select(Fakes(fails_gate=set()), _key(), tmp_path)
+    assert (choice.backend, choice.dtype) == chosen
+    if chosen == ("openvino", "fp32"):
+        assert "kept over inductor-int8" in choice.reason and "within 5%" in choice.reason
+    else:
+        assert "next openvino-fp32" in choice.reason
+
+
 def test_timing_interleaves_candidates(tmp_path):
     fakes = Fakes()
     _select(fakes, _key(), tmp_path)
