@@ -95,8 +95,8 @@ def cpu_flags() -> list[str]:
 def cpu_id(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
     """The CPU's make and generation, e.g. ``AuthenticAMD family 23 model 1 stepping 2`` (Zen 1), from
     /proc/cpuinfo; ``unknown`` elsewhere. Cloud VMs often name every host "AMD EPYC", and two hosts with the
-    same ISA flags rank the backends differently (INT8 against OpenVINO: 0.99x on Zen 1, 1.07-1.19x on the
-    AVX2 EPYC of an earlier session), so timing-based choices are keyed by this too."""
+    same ISA flags rank the backends differently (Inductor INT8 against fp32: 0.97x on a Zen 1 EPYC, 0.62-0.75x
+    on the faster AVX2 EPYC of an earlier session), so timing-based choices are keyed by this too."""
     fields = {"vendor_id": "", "cpu family": "", "model": "", "stepping": ""}
     try:
         with open(cpuinfo) as f:
