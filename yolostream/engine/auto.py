@@ -212,7 +212,7 @@ def _most_precise_of_the_fastest(ranked: list[Trial], tie: float) -> Trial:
     Why: a quantized model that passes the gate still loses a little accuracy, and a speed difference inside
     the timing's noise is no reason to pay it. Measured on a Zen 1 EPYC (no VNNI; yolov8s, round by round):
     Inductor INT8 0.97x Inductor fp32, quartiles 0.91-0.99, and OpenVINO INT8 0.96x its fp32 -- INT8 gains
-    next to nothing there, while on AVX-512, AMX or a later AVX2 EPYC it is 0.4-0.75x fp32, far outside it.
+    next to nothing there, while on AVX-512, AMX or a faster AVX2 EPYC it is 0.4-0.75x fp32, far outside it.
     """
     fastest = ranked[0].score_ms
     close = [t for t in ranked if t.score_ms <= fastest * (1 + tie)]
