@@ -26,13 +26,13 @@ import os
 import re
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 
 import torch
 
 import yolostream
 from yolostream.bench.environment import environment
+from yolostream.bench.measure import time_calls
 
 Key = tuple[int, int, int, int, str]  # (in channels, out channels, in height, out height, "1x1" | "kxk")
 
@@ -124,13 +124,6 @@ def openvino_total(state: dict) -> float:
     return sum(p.real_time.total_seconds() * 1e3 for p in state["request"].get_profiling_info())
 
 
-def timed(call: Callable[[], object]) -> float:
-    """Milliseconds of one call."""
-    start = time.perf_counter()
-    call()
-    return (time.perf_counter() - start) * 1e3
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -165,8 +158,8 @@ def main() -> None:
             openvino_convs(state, theirs)
             walls["openvino_counters"].append(openvino_total(state))
             # Whole calls without the verbose log or counters read back: what the kernels leave to the rest.
-            walls["inductor"].append(timed(lambda: det.runner(x, conf)))
-            walls["openvino"].append(timed(call_openvino))
+            walls["inductor"] += [ns / 1e6 for ns in time_calls(lambda: det.runner(x, conf), 1)]
+            walls["openvino"] += [ns / 1e6 for ns in time_calls(call_openvino, 1)]
         ours = inductor_convs(log)
     rows = []
     for key in sorted(set(ours) | set(theirs), key=lambda k: -sum(ours.get(k, [])) - sum(theirs.get(k, []))):

@@ -11,19 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from yolostream.engine.runtime import cpu_flags, cpu_id, usable_cores
+from yolostream.engine.runtime import cpu_flags, cpu_id, cpuinfo, usable_cores
 
 
 def cpu_model() -> str:
     """The CPU's marketing name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpuinfo().get("model name") or platform.processor() or "unknown"
 
 
 def environment(device: torch.device, threads: int) -> dict[str, Any]:

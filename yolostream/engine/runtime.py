@@ -78,43 +78,45 @@ _ONEDNN_CAPS: dict[str, set[str]] = {
 _ATEN_CAPS: dict[str, set[str]] = {"default": set(_WANTED_FLAGS), "avx2": _AVX512 | _AMX}
 
 
+def cpuinfo(path: str | os.PathLike[str] = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (``flags``, ``model name``, ``cpu family`` ...); empty where
+    there is no such file. One block is enough: a VM's cores are alike."""
+    fields: dict[str, str] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    if fields:
+                        break
+                    continue
+                name, _, value = line.partition(":")
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        return {}
+    return fields
+
+
 def cpu_flags() -> list[str]:
     """The vector/matrix ISA flags that kernels may use here: this CPU's (/proc/cpuinfo), minus what
     ``ONEDNN_MAX_CPU_ISA`` or ``ATEN_CPU_CAPABILITY`` forbid (e.g. ``ONEDNN_MAX_CPU_ISA=AVX2`` on an AVX-512
     CPU: oneDNN then has no VNNI and no native bf16, and the INT8 and dtype choices must follow it)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return []
+    flags = cpuinfo().get("flags", "").split()
     capped = _ONEDNN_CAPS.get(os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper(), set())
     capped |= _ATEN_CAPS.get(os.environ.get("ATEN_CPU_CAPABILITY", "").lower(), set())
     return [flag for flag in _WANTED_FLAGS if flag in flags and flag not in capped]
 
 
-def cpu_id(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
+def cpu_id(path: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
     """The CPU's make and generation, e.g. ``AuthenticAMD family 23 model 1 stepping 2`` (Zen 1), from
     /proc/cpuinfo; ``unknown`` elsewhere. Cloud VMs often name every host "AMD EPYC", and two hosts with the
     same ISA flags rank the backends differently (Inductor INT8 against fp32: 0.97x on a Zen 1 EPYC, 0.62-0.75x
     on the faster AVX2 EPYC of an earlier session), so timing-based choices are keyed by this too."""
-    fields = {"vendor_id": "", "cpu family": "", "model": "", "stepping": ""}
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                name = name.strip()
-                if name in fields and not fields[name]:
-                    fields[name] = value.strip()
-                if not line.strip():
-                    break  # the first processor's block is enough: a VM's cores are alike
-    except OSError:
+    info = cpuinfo(path)
+    names = ("vendor_id", "cpu family", "model", "stepping")
+    if not any(info.get(n) for n in names):
         return "unknown"
-    if not any(fields.values()):
-        return "unknown"
-    return (
-        f"{fields['vendor_id'] or '?'} family {fields['cpu family'] or '?'} model {fields['model'] or '?'} "
-        f"stepping {fields['stepping'] or '?'}"
-    )
+    vendor, family, model, stepping = (info.get(n) or "?" for n in names)
+    return f"{vendor} family {family} model {model} stepping {stepping}"
 
 
 def native_int8_dot() -> bool:
