@@ -218,9 +218,11 @@ def test_two_frame_sizes_share_one_call_and_results_go_back_to_their_stream(tmp_
     small = VideoFileSource("small", write_mp4(tmp_path / "small.mp4", SMALL), realtime=False).start()
     large = VideoFileSource("large", write_mp4(tmp_path / "large.mp4", LARGE), realtime=False).start()
     try:
-        # Both files open before the first batch: a stream that has not delivered yet is not waited for.
+        # Both streams hold a frame before the first batch: one that has not delivered yet is not waited
+        # for. A source turns "running" only after its first frame is buffered; `frames_decoded` counts a
+        # frame before it is buffered (waiting on it let CI's first batch hold one stream only).
         deadline = time.monotonic() + 30
-        while min(small.stats.frames_decoded, large.stats.frames_decoded) == 0:
+        while not (small.stats.state == large.stats.state == "running"):
             assert time.monotonic() < deadline, "sources did not start"
             time.sleep(0.01)
         batcher = Batcher(detector, [small, large], max_batch=2, max_wait_ms=60_000)
