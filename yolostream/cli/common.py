@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-stderr = Console(stderr=True)
+# soft_wrap: a message is one line however long its paths are (rich would break "corrupt.jpg" in two at the
+# terminal width, and a pasted path would then be wrong); the terminal itself still folds it for the eye.
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 MODEL_SUFFIXES = (".pt", ".safetensors", ".pt2")
