@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from rich.text import Text
-
 from yolostream.cli.common import MODEL_SUFFIXES, add_head_arguments, add_model_arguments, error_line, progress_bar
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".dng", ".mpo", ".pfm"}
@@ -259,8 +257,7 @@ def run(args: argparse.Namespace) -> int:
                         predictor.video(path, lambda: progress.advance(task))
                 except (YolostreamError, _VideoError, OSError) as e:
                     errors.append(str(e))
-                    # Text, not markup: a path may hold "[...]".
-                    progress.console.print(Text.assemble(("error:", "red"), f" {e}"), highlight=False)
+                    error_line(str(e))  # through the progress bar's stderr redirect, on the shared console
     finally:
         if json_out is not None and json_out is not sys.stdout:
             json_out.close()
